@@ -1,0 +1,111 @@
+"""The embedded default store: one file per entry in a folder, sharded by hash prefix."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from daskbio.cache.store import HEADER_BYTES, Store
+
+_SHARD = 2
+
+
+class FileSystemStore(Store):
+    """Entries as files under ``root/<first two hex digits>/<hash>``.
+
+    Each file is written under a hidden temporary name in the same folder and renamed
+    into place, so a process killed at any instant leaves either the whole entry or
+    none. Works on any POSIX filesystem a cluster's nodes share.
+
+    Parameters
+    ----------
+    root : str or path
+        The cache folder; created on first write.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = FileSystemStore(tempfile.mkdtemp())
+    >>> store.save("0f" * 16, {"a": 1})
+    23
+    >>> store.load("0f" * 16)
+    {'a': 1}
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.location = str(self.root)
+        self._made: set[str] = set()
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.root,))
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.location, name[:_SHARD], name)
+
+    def _read(self, name: str, header_only: bool = False) -> bytes:
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(name) from None
+        try:
+            if header_only:
+                return os.read(fd, HEADER_BYTES)
+            with open(fd, "rb", closefd=False) as f:
+                return f.read()
+        finally:
+            os.close(fd)
+
+    def _write(self, name: str, data: bytes) -> None:
+        shard = name[:_SHARD]
+        folder = self.root / shard
+        if shard not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(shard)
+        tmp = folder / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, folder / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _delete(self, name: str) -> int:
+        path = self._path(name)
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def _names(self, prefix: str = "") -> Iterable[str]:
+        if len(prefix) >= _SHARD:
+            shards = [os.path.join(self.location, prefix[:_SHARD])]
+        else:
+            try:
+                shards = [e.path for e in os.scandir(self.root) if e.is_dir()]
+            except FileNotFoundError:
+                return
+        for shard in shards:
+            try:
+                names = os.listdir(shard)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith(prefix) and not name.startswith("."):
+                    yield name
+
+    def _contains_many(self, names: set[str]) -> set[str]:
+        if len(names) < 32:
+            return {n for n in names if os.path.exists(self._path(n))}
+        found: set[str] = set()
+        for shard in {n[:_SHARD] for n in names}:
+            try:
+                found.update(os.listdir(self.root / shard))
+            except FileNotFoundError:
+                pass
+        return names & found

@@ -1,0 +1,33 @@
+"""The ``daskbio`` command: one module per subcommand, each registering itself on ``main``."""
+
+from __future__ import annotations
+
+import click
+
+from daskbio import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="daskbio")
+def main() -> None:
+    """Run Jug-style pipelines of hashed Tasks on Dask, with a persistent cache.
+
+    \b
+    Example:
+      daskbio run pipeline.py          # compute what is not cached yet
+      daskbio status pipeline.py       # what is done, failed, waiting, stale
+    """
+
+
+# Each module adds its command to ``main`` when imported.
+from daskbio.cli import (  # noqa: E402
+    check,
+    cleanup,
+    invalidate,
+    run,
+    shell,
+    sleep_until,
+    status,
+)
+
+__all__ = ["check", "cleanup", "invalidate", "main", "run", "shell", "sleep_until", "status"]

@@ -1,0 +1,116 @@
+"""What several commands share: the FILE argument, --cache, loading, the per-function table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daskbio.cache import Store, open_store
+from daskbio.graph.execute import code_mark, fingerprint
+from daskbio.graph.task import Task
+from daskbio.pipeline import Pipeline, PipelineNotFound, load
+
+pipeline_argument = click.argument(
+    "file", default="pipeline.py", type=click.Path(dir_okay=False, path_type=Path)
+)
+cache_option = click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache folder. Default: the Dask config key daskbio.cache, else FILE's stem + "
+    "'.daskbio' beside FILE.",
+)
+
+
+def store_for(file: Path, cache: Path | None) -> Store:
+    """The store ``--cache`` names, or the one beside ``file``."""
+    return open_store(cache, pipeline_file=file)
+
+
+@contextmanager
+def open_pipeline(
+    file: Path, cache: Path | None, may_compute: bool = False, **settings: Any
+) -> Iterator[tuple[Pipeline, Store]]:
+    """Load ``file`` with its store, turning a missing file into a one-line error."""
+    store = store_for(file, cache)
+    try:
+        with load(file, store, may_compute=may_compute, **settings) as pipeline:
+            yield pipeline, store
+    except PipelineNotFound as e:
+        raise click.ClickException(str(e)) from None
+
+
+@dataclass
+class Counts:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    waiting: int = 0
+    stale: int = 0
+    ran: int = 0
+    hashes: list[str] = field(default_factory=list)
+
+
+def count_by_function(
+    pipeline: Pipeline, store: Store, with_stale: bool = True
+) -> dict[str, Counts]:
+    """Per function name: how many of the pipeline's Tasks are done, failed, waiting,
+    and (with ``with_stale``) done with a code fingerprint that differs from the code now."""
+    present = store.has_many(pipeline.hashes())
+    failed = store.failures()
+    counts: dict[str, Counts] = {}
+    stale_candidates = []
+    for t in pipeline.tasks:
+        c = counts.setdefault(t.name, Counts())
+        c.total += 1
+        h = t.hash()
+        if h in present:
+            c.done += 1
+            stale_candidates.append(t)
+        elif h in failed:
+            c.failed += 1
+        else:
+            c.waiting += 1
+    if with_stale:
+        for t in _maybe_stale(store, stale_candidates):
+            counts[t.name].stale += 1
+    return counts
+
+
+def _maybe_stale(store: Store, done: list[Task]) -> list[Task]:
+    """The Tasks in ``done`` whose result was computed by code other than today's.
+
+    Entries are only read for functions whose code markers show more than one version.
+    """
+    by_function: dict[str, list[Task]] = {}
+    for t in done:
+        by_function.setdefault(t.identity, []).append(t)
+    stale = []
+    for identity, tasks in by_function.items():
+        now = fingerprint(tasks[0].f)
+        prefix = code_mark(identity)
+        if {m[len(prefix) :] for m in store.marks(prefix)} <= {now}:
+            continue
+        metas = store.metadata_many([t.hash() for t in tasks])
+        stale += [t for t, m in zip(tasks, metas) if m is not None and m.get("fingerprint") != now]
+    return stale
+
+
+def print_table(title: str, counts: dict[str, Counts], columns: list[str]) -> None:
+    """A table of ``counts`` with one row per function and a total row."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("function")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for name, c in sorted(counts.items()):
+        table.add_row(name, *(str(getattr(c, col)) for col in columns))
+    table.add_section()
+    table.add_row("total", *(str(sum(getattr(c, col) for c in counts.values())) for col in columns))
+    Console(highlight=False).print(table)

@@ -1,0 +1,39 @@
+"""``daskbio cleanup``: remove cache entries that a pipeline no longer reaches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from daskbio.cli import main
+from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument
+
+
+@main.command()
+@pipeline_argument
+@cache_option
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+def cleanup(file: Path, cache: Path | None, dry_run: bool) -> None:
+    """Remove the cache entries that no Task of FILE reaches, and print the bytes freed.
+
+    \b
+    Example:
+      daskbio cleanup examples/segmentation/pipeline.py --dry-run
+    """
+    with open_pipeline(file, cache) as (pipeline, store):
+        if pipeline.barrier is not None:
+            raise click.ClickException(
+                f"{file} stops at a value() call ({pipeline.barrier}); run it first, "
+                "or entries that its later Tasks need could be removed"
+            )
+        keep = pipeline.hashes()
+        unreached = [k for k in set(store.keys()) | store.failures() if k not in keep]
+        freed = 0
+        for key in unreached:
+            freed += store.size(key) if dry_run else store.delete(key)
+    verb = "Would free" if dry_run else "Freed"
+    click.echo(
+        f"{verb} {freed} bytes: {len(unreached)} entries that {file} no longer reaches "
+        f"(cache {store.location})."
+    )

@@ -1,0 +1,217 @@
+"""``compute`` and ``value``: the "what is missing -> schedule it -> commit it" loop."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from daskbio.cache import CorruptEntry, Store, open_store
+from daskbio.graph.plan import Plan, plan
+from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
+
+SCHEDULERS = ("sync", "threads", "processes")
+
+
+class Barrier(Exception):
+    """Raised by :func:`value` where the pipeline needs a result that is not computed yet,
+    while it is only being inspected (``status``, ``check``, ``cleanup``, ``shell``)."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(
+            f"the pipeline needs the value of {task.name} ({task.hash()}), "
+            "which is not computed yet"
+        )
+        self.task = task
+
+
+@dataclass
+class Session:
+    """Defaults for :func:`compute` and :func:`value` set by ``daskbio run`` and friends."""
+
+    store: Store | None = None
+    scheduler: Any = None
+    workers: int | None = None
+    may_compute: bool = True
+    progress: bool = False
+
+
+_session = Session()
+
+
+@contextmanager
+def session(**settings: Any) -> Iterator[Session]:
+    """Use ``settings`` (fields of :class:`Session`) as defaults inside the block."""
+    global _session
+    previous = _session
+    _session = Session(**{**previous.__dict__, **settings})
+    try:
+        yield _session
+    finally:
+        _session = previous
+
+
+def _default_client() -> Any:
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, progress: bool) -> list:
+    if scheduler is None:
+        scheduler = _default_client() or "threads"
+    if not isinstance(scheduler, str):
+        futures = scheduler.get(graph, keys, sync=False)
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(futures)
+        return scheduler.gather(futures)
+    if scheduler == "sync":
+        from dask.local import get_sync as get
+    elif scheduler == "threads":
+        from dask.threaded import get
+    elif scheduler == "processes":
+        from dask.multiprocessing import get
+    else:
+        raise ValueError(
+            f"scheduler must be one of {SCHEDULERS} or a distributed.Client, got {scheduler!r}"
+        )
+    options = {"num_workers": workers} if workers and scheduler != "sync" else {}
+    if not progress:
+        return get(graph, keys, **options)
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(out=sys.stdout):
+        return get(graph, keys, **options)
+
+
+def execute(
+    targets: list[Task],
+    store: Store,
+    scheduler: Any = None,
+    want_values: bool = True,
+) -> tuple[Plan, dict[str, Any]]:
+    """Compute what ``targets`` miss; return the plan and the targets' values by hash.
+
+    With ``want_values=False`` only the Tasks are run (their values stay in the cache).
+    A corrupt cache entry met on the way is reported, removed and recomputed.
+    """
+    for _ in range(3):
+        p = plan(targets, store)
+        if p.run and not _session.may_compute:
+            raise Barrier(next(iter(p.run.values())))
+        try:
+            return p, _run_plan(p, targets, store, scheduler, want_values)
+        except CorruptEntry as e:
+            warnings.warn(f"{e} in {store.location}: removing it and recomputing", stacklevel=2)
+            store.delete(e.key)
+    raise RuntimeError(f"cache entries in {store.location} keep turning up corrupt")
+
+
+def _run_plan(
+    p: Plan, targets: list[Task], store: Store, scheduler: Any, want_values: bool
+) -> dict:
+    values: dict[str, Any] = {}
+    if p.run:
+        from daskbio.graph.to_dask import to_dask
+
+        graph, keys = to_dask(p, store)
+        if want_values:
+            wanted = list(dict.fromkeys(t.hash() for t in targets if t.hash() in p.run))
+        else:
+            needed = {d.hash() for t in p.run.values() for d in t.dependencies()}
+            wanted = [h for h in p.run if h not in needed]
+        results = _get(
+            graph,
+            [keys[h] for h in wanted],
+            scheduler or _session.scheduler,
+            _session.workers,
+            _session.progress,
+        )
+        values.update(zip(wanted, results))
+    if want_values:
+        for t in targets:
+            h = t.hash()
+            if h not in values:
+                values[h] = store.load(h)
+    return values
+
+
+def compute(
+    tasks: Any, scheduler: Any = None, cache: Store | str | os.PathLike | None = None
+) -> Any:
+    """Compute ``tasks`` (a Task, or any list/tuple/dict of Tasks) and return their values.
+
+    What is cached is loaded, what is missing is run on Dask and committed to the cache.
+
+    Parameters
+    ----------
+    tasks : Task or structure of Tasks
+        What to compute. The result has the same structure, Tasks replaced by values.
+    scheduler : {"sync", "threads", "processes"} or distributed.Client, optional
+        Where to run. By default the active ``distributed.Client`` if there is one,
+        else Dask's threaded scheduler.
+    cache : Store or path, optional
+        The cache. By default ``<stem>.daskbio/`` beside the running pipeline file, or the
+        Dask config key ``daskbio.cache``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from daskbio import TaskGenerator
+    >>> @TaskGenerator
+    ... def square(x):
+    ...     return x * x
+    >>> compute({"a": square(3), "b": [square(4)]}, cache=tempfile.mkdtemp())
+    {'a': 9, 'b': [16]}
+    """
+    store = open_store(cache if cache is not None else _session.store)
+    targets = list({t.task.hash(): t.task for t in walk_tasks(tasks)}.values())
+    _, values = execute(targets, store, scheduler)
+
+    def value_of(t: Task | Tasklet) -> Any:
+        v = values[t.task.hash()]
+        return t.pick(v) if isinstance(t, Tasklet) else v
+
+    return replace_tasks(tasks, value_of)
+
+
+def value(tasks: Any) -> Any:
+    """The value of a Task or of any structure of Tasks, computing what is missing first.
+
+    Jug's ``value``/``bvalue``: a pipeline may use it mid-file to decide what to do next.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from daskbio import Task, compute
+    >>> def add(a, b):
+    ...     return a + b
+    >>> with session(store=open_store(tempfile.mkdtemp())):
+    ...     value([Task(add, 1, 2), 5])
+    [3, 5]
+    """
+    return compute(tasks)
+
+
+def CachedFunction(f: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``f(*args, **kwargs)`` through the cache: computed once, loaded afterwards.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with session(store=open_store(tempfile.mkdtemp())):
+    ...     CachedFunction(divmod, 7, 2)
+    (3, 1)
+    """
+    return compute(Task(f, *args, **kwargs))

@@ -1,0 +1,162 @@
+"""What a worker runs for one Task: call the function, then commit the result to the cache.
+
+A :class:`Job` carries one Task without its upstream graph (dependencies are replaced
+by references), so shipping it to a distributed worker costs the size of its own
+arguments only.
+"""
+
+from __future__ import annotations
+
+import reprlib
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import xxhash
+
+from daskbio.cache import Store
+from daskbio.graph import hashing
+from daskbio.graph.task import Task, Tasklet, replace_tasks
+
+
+class TaskFailed(Exception):
+    """A Task's function raised; the message names the function and hash, and carries
+    the original traceback."""
+
+    def __init__(self, name: str, key: str, details: str) -> None:
+        super().__init__(f"Task {name} ({key}) failed:\n{details}")
+        self.name = name
+        self.key = key
+        self.details = details
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.name, self.key, self.details))
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Stands for the value of a dependency (``key``), or an item of it (``path``)."""
+
+    key: str
+    path: tuple = ()
+
+    def __repr__(self) -> str:
+        return f"<{self.key[:8]}{''.join(f'[{i!r}]' for i in self.path)}>"
+
+
+def _ref(t: Task | Tasklet) -> Ref:
+    path = []
+    node = t
+    while isinstance(node, Tasklet):
+        path.append(node.index)
+        node = node.parent
+    return Ref(node.hash(), tuple(reversed(path)))
+
+
+_fingerprints: dict[Any, str] = {}
+
+
+def fingerprint(f: Any) -> str:
+    """The code fingerprint of ``f`` (computed once per function)."""
+    try:
+        return _fingerprints[f]
+    except (KeyError, TypeError):
+        value = _fingerprints[f] = hashing.code_fingerprint(f)
+        return value
+
+
+def code_mark(identity: str, fp: str = "") -> str:
+    """The store marker saying "``identity`` has results computed by code ``fp``"
+    (without ``fp``: the prefix of all such markers of ``identity``)."""
+    return f"code-{xxhash.xxh3_64_hexdigest(identity.encode())}-{fp}"
+
+
+@dataclass
+class Job:
+    """One Task, ready to run on a worker."""
+
+    f: Any
+    args: tuple
+    kwargs: dict
+    key: str
+    name: str
+    identity: str
+    deps: tuple[str, ...]
+    version: str | None
+    store: Store
+
+    @classmethod
+    def of(cls, task: Task, store: Store) -> Job:
+        return cls(
+            f=task.f,
+            args=replace_tasks(task.args, _ref),
+            kwargs=replace_tasks(task.kwargs, _ref),
+            key=task.hash(),
+            name=task.name,
+            identity=task.identity,
+            deps=tuple(d.hash() for d in task.dependencies()),
+            version=task.version,
+            store=store,
+        )
+
+
+_summary = reprlib.Repr()
+_summary.maxstring = 60
+_summary.maxother = 60
+
+
+def run_job(job: Job, *dep_values: Any) -> Any:
+    """Run ``job`` given its dependencies' values, store the result and return it."""
+    values = dict(zip(job.deps, dep_values))
+
+    def value_of(ref: Ref) -> Any:
+        value = values[ref.key]
+        for index in ref.path:
+            value = value[index]
+        return value
+
+    args = replace_tasks(job.args, value_of, kinds=Ref)
+    kwargs = replace_tasks(job.kwargs, value_of, kinds=Ref)
+    start = time.time()
+    try:
+        result = job.f(*args, **kwargs)
+    except Exception as e:
+        details = traceback.format_exc()
+        job.store.record_failure(
+            job.key,
+            {
+                "name": job.name,
+                "function": job.identity,
+                "error": repr(e),
+                "traceback": details,
+                "time": time.time(),
+                "host": socket.gethostname(),
+            },
+        )
+        raise TaskFailed(job.name, job.key, details) from e
+    fp = fingerprint(job.f)
+    job.store.save(
+        job.key,
+        result,
+        {
+            "name": job.name,
+            "function": job.identity,
+            "args": _summary.repr((job.args, job.kwargs)),
+            "deps": job.deps,
+            "fingerprint": fp,
+            "version": job.version,
+            "hash_format": hashing.HASH_FORMAT_VERSION,
+            "start": start,
+            "end": time.time(),
+            "host": socket.gethostname(),
+        },
+    )
+    job.store.mark(code_mark(job.identity, fp))
+    return result
+
+
+def load_result(store: Store, key: str) -> Any:
+    """Load a cached dependency's value (runs on a worker)."""
+    return store.load(key)
