@@ -103,4 +103,20 @@ def _report(pipeline, store, start: float, ran: set[str] | None) -> None:
     print_table(
         f"{pipeline.path} ({elapsed:.2f} s)", counts, ["total", "ran", "done", "failed", "waiting"]
     )
+    if ran:
+        _print_results(pipeline, store)
     click.echo(f"Cache: {store.location}")
+
+
+def _print_results(pipeline, store, most: int = 5) -> None:
+    """Show the values of the pipeline's final Tasks (those no other Task uses)."""
+    import reprlib
+
+    used = {d.hash() for t in pipeline.tasks for d in t.dependencies()}
+    finals = [t for t in pipeline.tasks if t.hash() not in used]
+    short = reprlib.Repr(maxlevel=3, maxdict=8, maxlist=8, maxstring=60, maxother=60)
+    click.echo("Results:")
+    for t in finals[:most]:
+        click.echo(f"  {t.name} {t.hash()[:12]}: {short.repr(store.load(t.hash()))}")
+    if len(finals) > most:
+        click.echo(f"  ... and {len(finals) - most} more final Tasks")

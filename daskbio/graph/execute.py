@@ -7,6 +7,7 @@ arguments only.
 
 from __future__ import annotations
 
+import os
 import reprlib
 import socket
 import time
@@ -151,6 +152,7 @@ def run_job(job: Job, *dep_values: Any) -> Any:
             "start": start,
             "end": time.time(),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
         },
     )
     job.store.mark(code_mark(job.identity, fp))

@@ -1,0 +1,365 @@
+"""Benchmark: daskbio against Jug and plain ``dask.delayed`` on a 20,000-Task pipeline.
+
+Run it from anywhere (daskbio, jug, dask and rich must be installed)::
+
+    python benchmarks/bench_pipeline.py                  # 10,000 leaves, best of 3 (Jug cold: 1)
+    python benchmarks/bench_pipeline.py --tasks 2000 --repeats 5 --jug-cold-repeats 2
+
+The pipeline is a pairwise reduction tree: ``add(i, 1)`` for ``i < N``, then ``add`` of
+neighbours until one Task is left (``2N - 1`` Tasks; 19,999 for the default ``N = 10000``);
+its value is ``N (N + 1) / 2`` (50005000 by default).
+
+It is written into a fresh temporary folder twice: ``pipeline.py`` (``from daskbio import
+TaskGenerator``) and ``jugfile.py`` (``from jug import TaskGenerator``), and each command is
+timed as a whole process (``subprocess``, wall clock, best of the repeats; the user and
+system CPU time of that best run are shown beside it):
+
+* cold run: ``daskbio run pipeline.py --scheduler threads`` on an empty cache (deleted
+  before each repeat) vs ``jug execute jugfile.py`` on an empty ``jugfile.jugdata``;
+* warm run: the same commands again once everything is computed;
+* status: ``daskbio status pipeline.py`` vs ``jug status jugfile.py`` on the full cache;
+* the same graph as plain ``dask.delayed`` (no cache) on the threaded scheduler, as a
+  whole process and, inside this process, ``dask.compute`` alone (graph already built);
+* for context, the start-up time of ``python -c pass`` and ``python -c "import dask"``.
+
+Both tools' results are checked: ``daskbio check`` / ``jug check`` exit 0 and the final
+Task's value, loaded from each cache, is ``N (N + 1) / 2``. The ratio column is always
+"reference time / daskbio time", so above 1 means daskbio is faster. Console scripts are
+taken from the folder of the running interpreter (so no pyenv shim is timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PIPELINE = """\
+from {module} import TaskGenerator
+
+
+@TaskGenerator
+def add(a, b):
+    return a + b
+
+
+xs = [add(i, 1) for i in range({n})]
+while len(xs) > 1:
+    xs = [add(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+"""
+
+DELAYED = """\
+import sys
+import time
+
+import dask
+from dask import delayed
+
+
+def add(a, b):
+    return a + b
+
+
+def build(n):
+    xs = [delayed(add)(i, 1) for i in range(n)]
+    while len(xs) > 1:
+        xs = [
+            delayed(add)(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i]
+            for i in range(0, len(xs), 2)
+        ]
+    return xs[0]
+
+
+if __name__ == "__main__":
+    (result,) = dask.compute(build(int(sys.argv[1])), scheduler="threads")
+    print(result)
+"""
+
+DASKBIO_VALUE = """\
+import sys
+
+from daskbio import compute
+from daskbio.cache import open_store
+from daskbio.pipeline import load
+
+store = open_store(sys.argv[2])
+with load(sys.argv[1], store, may_compute=False) as pipeline:
+    last = pipeline.namespace["xs"][0]
+    if not store.has(last.hash()):
+        sys.exit("the final Task is not in the cache")
+    print(compute(last, cache=store))
+"""
+
+JUG_VALUE = """\
+import sys
+
+import jug
+
+_, space = jug.init(sys.argv[1], sys.argv[2])
+print(jug.value(space["xs"][0]))
+"""
+
+
+@dataclass
+class Timing:
+    """Best-of-N wall time of a command, with the CPU times of that best run."""
+
+    wall: float
+    user: float
+    sys: float
+    runs: int
+
+    def cell(self) -> str:
+        return f"{self.wall:.3f}\n[dim]user {self.user:.2f} sys {self.sys:.2f}[/dim]"
+
+
+def script(name: str) -> str:
+    """The console script ``name`` beside the running interpreter, else on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.is_file():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        sys.exit(f"{name} not found: install it first")
+    return found
+
+
+def run(cmd: list[str], cwd: Path, expect: str | None = None) -> tuple[float, float, float, str]:
+    """Run ``cmd`` to completion; return wall, user and system seconds and its output.
+
+    Exits the benchmark when the command fails or ``expect`` is not in its output.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_ENV)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0 or (expect is not None and expect not in out):
+        sys.exit(
+            f"benchmark aborted: {' '.join(cmd)} exited {proc.returncode}"
+            + (f" without printing {expect!r}" if expect else "")
+            + f":\n{textwrap.indent(out[-3000:], '  ')}"
+        )
+    return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, out
+
+
+def best_of(
+    cmd: list[str], cwd: Path, repeats: int, before_each=None, expect: str | None = None
+) -> Timing:
+    """The fastest of ``repeats`` runs of ``cmd``, calling ``before_each()`` (untimed) first."""
+    best = None
+    for _ in range(repeats):
+        if before_each is not None:
+            before_each()
+        wall, user, system, _ = run(cmd, cwd, expect)
+        if best is None or wall < best.wall:
+            best = Timing(wall, user, system, repeats)
+    assert best is not None
+    return best
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        sys.exit(f"could not delete {path}")
+
+
+_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "JUG_"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000, help="leaves N (2N-1 Tasks)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each measurement")
+    parser.add_argument(
+        "--jug-cold-repeats", type=int, default=1, help="repeats of Jug's cold run (~25 s each)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    if args.tasks < 1 or args.repeats < 1 or args.jug_cold_repeats < 1:
+        parser.error("--tasks and the repeats must be at least 1")
+
+    import dask
+    from rich.console import Console
+    from rich.table import Table
+
+    n, repeats = args.tasks, args.repeats
+    expected = str(n * (n + 1) // 2)
+    total_tasks = 2 * n - 1
+    py, daskbio, jug = sys.executable, script("daskbio"), script("jug")
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=132)
+
+    tmp = Path(tempfile.mkdtemp(prefix="daskbio-bench-"))
+    try:
+        (tmp / "pipeline.py").write_text(PIPELINE.format(module="daskbio", n=n))
+        (tmp / "jugfile.py").write_text(PIPELINE.format(module="jug", n=n))
+        (tmp / "delayed_run.py").write_text(DELAYED)
+        (tmp / "daskbio_value.py").write_text(DASKBIO_VALUE)
+        (tmp / "jug_value.py").write_text(JUG_VALUE)
+        cache, jugdata = tmp / "pipeline.daskbio", tmp / "jugfile.jugdata"
+        say = console.log
+
+        say(f"{total_tasks} Tasks in {tmp}; {repeats} repeats, Jug cold {args.jug_cold_repeats}")
+        startup_pass = best_of([py, "-c", "pass"], tmp, repeats)
+        startup_dask = best_of([py, "-c", "import dask"], tmp, repeats)
+
+        say("daskbio cold run")
+        db_cold = best_of(
+            [daskbio, "run", "pipeline.py", "--scheduler", "threads"],
+            tmp,
+            repeats,
+            before_each=lambda: remove(cache),
+        )
+        run([daskbio, "check", "pipeline.py"], tmp)
+        run([py, "daskbio_value.py", "pipeline.py", str(cache)], tmp, expect=expected)
+
+        say("jug cold run")
+        jug_cold = best_of(
+            [jug, "execute", "jugfile.py"],
+            tmp,
+            args.jug_cold_repeats,
+            before_each=lambda: remove(jugdata),
+        )
+        run([jug, "check", "jugfile.py"], tmp)
+        run([py, "jug_value.py", "jugfile.py", str(jugdata)], tmp, expect=expected)
+
+        say("warm runs and status")
+        db_warm = best_of(
+            [daskbio, "run", "pipeline.py", "--scheduler", "threads"],
+            tmp,
+            repeats,
+            expect=f"All {total_tasks} Tasks were cached",
+        )
+        jug_warm = best_of([jug, "execute", "jugfile.py"], tmp, repeats)
+        db_status = best_of([daskbio, "status", "pipeline.py"], tmp, repeats)
+        jug_status = best_of([jug, "status", "jugfile.py"], tmp, repeats)
+        run([daskbio, "check", "pipeline.py"], tmp)
+        run([jug, "check", "jugfile.py"], tmp)
+
+        say("dask.delayed")
+        delayed_proc = best_of([py, "delayed_run.py", str(n)], tmp, repeats, expect=expected)
+        delayed_build, delayed_compute = delayed_in_process(tmp / "delayed_run.py", n, repeats)
+    finally:
+        if args.keep:
+            console.log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def ratio(ref: float, ours: float) -> str:
+        return f"{ref / ours:.2f}x"
+
+    def verdict(ref: float, ours: float, target: float) -> str:
+        ok = ref / ours >= target
+        return f"[green]≥{target:g}x yes[/green]" if ok else f"[red]≥{target:g}x NO[/red]"
+
+    table = Table(
+        title=f"daskbio {_version('daskbio')} vs jug {_version('jug')} vs dask {dask.__version__}: "
+        f"{total_tasks} Tasks (add tree over {n} leaves), wall s, best of N",
+        title_justify="left",
+        show_lines=True,
+    )
+    for col, justify in (
+        ("measurement", "left"),
+        ("daskbio", "right"),
+        ("reference", "left"),
+        ("reference s", "right"),
+        ("ref / daskbio", "right"),
+        ("target", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    table.add_row(
+        f"cold run, empty cache\n[dim]daskbio run --scheduler threads (N={db_cold.runs})[/dim]",
+        db_cold.cell(),
+        f"jug execute (N={jug_cold.runs})",
+        jug_cold.cell(),
+        ratio(jug_cold.wall, db_cold.wall),
+        verdict(jug_cold.wall, db_cold.wall, 3),
+    )
+    table.add_row(
+        f"warm run, all cached\n[dim]daskbio run (N={db_warm.runs})[/dim]",
+        db_warm.cell(),
+        f"jug execute (N={jug_warm.runs})",
+        jug_warm.cell(),
+        ratio(jug_warm.wall, db_warm.wall),
+        verdict(jug_warm.wall, db_warm.wall, 2),
+    )
+    table.add_row(
+        f"status, all cached\n[dim]daskbio status (N={db_status.runs})[/dim]",
+        db_status.cell(),
+        f"jug status (N={jug_status.runs})",
+        jug_status.cell(),
+        ratio(jug_status.wall, db_status.wall),
+        verdict(jug_status.wall, db_status.wall, 2),
+    )
+    table.add_row(
+        "cold run vs no cache\n[dim]daskbio cold run, as above[/dim]",
+        db_cold.cell(),
+        f"dask.delayed, threads,\nwhole process (N={delayed_proc.runs})",
+        delayed_proc.cell(),
+        ratio(delayed_proc.wall, db_cold.wall),
+        f"[dim]daskbio overhead {db_cold.wall - delayed_proc.wall:+.2f} s[/dim]",
+    )
+    table.add_row(
+        "cold run vs no cache\n[dim]daskbio cold run, as above[/dim]",
+        db_cold.cell(),
+        f"dask.delayed, threads, in-process\n"
+        f"dask.compute only (N={repeats})\n[dim]graph build {delayed_build:.3f} s[/dim]",
+        f"{delayed_compute:.3f}",
+        ratio(delayed_compute, db_cold.wall),
+        "",
+    )
+    table.add_row(
+        "start-up, context",
+        "",
+        'python -c pass\npython -c "import dask"',
+        f"{startup_pass.wall:.3f}\n{startup_dask.wall:.3f}",
+        "",
+        "",
+    )
+    console.print(table)
+    console.print(
+        f"Checked: daskbio check and jug check exit 0; both final values = {expected}. "
+        f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}."
+    )
+
+
+def delayed_in_process(path: Path, n: int, repeats: int) -> tuple[float, float]:
+    """Best graph-build and best ``dask.compute`` times of the delayed script, in this process."""
+    import runpy
+
+    import dask
+
+    build = runpy.run_path(str(path))["build"]
+    best_build = best_compute = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        final = build(n)
+        built = time.perf_counter()
+        (result,) = dask.compute(final, scheduler="threads")
+        done = time.perf_counter()
+        if result != n * (n + 1) // 2:
+            sys.exit(f"dask.delayed computed {result}, not {n * (n + 1) // 2}")
+        best_build = min(best_build, built - start)
+        best_compute = min(best_compute, done - built)
+    return best_build, best_compute
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+if __name__ == "__main__":
+    main()

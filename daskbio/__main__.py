@@ -1,0 +1,5 @@
+"""``python -m daskbio`` is the ``daskbio`` command."""
+
+from daskbio.cli import main
+
+main()
