@@ -114,7 +114,8 @@ def _print_results(pipeline, store, most: int = 5) -> None:
 
     used = {d.hash() for t in pipeline.tasks for d in t.dependencies()}
     finals = [t for t in pipeline.tasks if t.hash() not in used]
-    short = reprlib.Repr(maxlevel=3, maxdict=8, maxlist=8, maxstring=60, maxother=60)
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
     click.echo("Results:")
     for t in finals[:most]:
         click.echo(f"  {t.name} {t.hash()[:12]}: {short.repr(store.load(t.hash()))}")
