@@ -28,8 +28,8 @@ class FileSystemStore(Store):
     --------
     >>> import tempfile
     >>> store = FileSystemStore(tempfile.mkdtemp())
-    >>> store.save("0f" * 16, {"a": 1})
-    23
+    >>> store.save("0f" * 16, {"a": 1}) > 0
+    True
     >>> store.load("0f" * 16)
     {'a': 1}
     """
