@@ -24,7 +24,9 @@ def write_pipeline(folder: Path, source: str, name: str = "pipeline.py") -> Path
     return path
 
 
-def daskbio(*args: str, cwd: Path | None = None, check: bool = False, **kw) -> subprocess.CompletedProcess:
+def daskbio(
+    *args: str, cwd: Path | None = None, check: bool = False, **kw
+) -> subprocess.CompletedProcess:
     """Run the real ``daskbio`` command in a subprocess."""
     result = subprocess.run(
         [*DASKBIO, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, **kw

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -79,7 +78,10 @@ def test_status_reports_stale_results_after_a_code_change(chain):
 
 
 def test_status_counts_failed_tasks_and_run_names_the_failure(tmp_path):
-    file = write_pipeline(tmp_path, CHAIN + "\n@TaskGenerator\ndef broken(x):\n    return 1 / 0\n\nbad = broken(result)\n")
+    file = write_pipeline(
+        tmp_path,
+        CHAIN + "\n@TaskGenerator\ndef broken(x):\n    return 1 / 0\n\nbad = broken(result)\n",
+    )
     out = daskbio("run", file, "--scheduler", "sync")
     assert out.returncode == 1
     assert "broken" in out.stderr and "ZeroDivisionError" in out.stderr
@@ -171,8 +173,9 @@ def test_check_exit_status_follows_completion(tmp_path):
 
 def test_sleep_until_returns_once_another_run_finishes(tmp_path):
     file = write_pipeline(tmp_path, CHAIN)
-    waiter = subprocess.Popen([*DASKBIO, "sleep-until", file, "--interval", "0.2"],
-                              stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        [*DASKBIO, "sleep-until", file, "--interval", "0.2"], stdout=subprocess.PIPE, text=True
+    )
     time.sleep(1.0)
     assert waiter.poll() is None
     daskbio("run", file, check=True)
@@ -187,7 +190,10 @@ def test_shell_has_the_pipeline_names_and_value(chain):
 
 
 def test_value_mid_file_is_a_barrier_for_status_but_computes_in_run(tmp_path):
-    source = CHAIN + "\nfrom daskbio import value\nn = value(result)\nextra = [double(i) for i in range(n)]\n"
+    source = (
+        CHAIN
+        + "\nfrom daskbio import value\nn = value(result)\nextra = [double(i) for i in range(n)]\n"
+    )
     file = write_pipeline(tmp_path, source)
     out = daskbio("status", file, "--json")
     assert out.returncode == 0 and "value()" in out.stderr
@@ -228,8 +234,12 @@ results = [slow(i) for i in range(20)]
 
 def test_ctrl_c_keeps_every_result_completed_so_far(tmp_path):
     file = write_pipeline(tmp_path, SLOW)
-    proc = subprocess.Popen([*DASKBIO, "run", file, "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*DASKBIO, "run", file, "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

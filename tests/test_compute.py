@@ -142,13 +142,18 @@ def test_dask_keys_carry_the_function_name():
 
 def test_distributed_client_runs_tasks_on_workers_grouped_by_function(cache):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         final = total([plus(i, 100) for i in range(4)])
         # The active Client is used without being named.
         assert compute(final, cache=cache) == 406
-        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        prefixes = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
+        )
         assert "plus" in prefixes and "total" in prefixes
         # Results were written by the worker process, not by this client.
         meta = FileSystemStore(cache).metadata(final.hash())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from conftest import daskbio
 
 from daskbio import compute
-from daskbio.pipeline import load
 from daskbio.cache import FileSystemStore
+from daskbio.pipeline import load
 
 
 def test_example_pipeline_runs_then_reports_everything_cached(example):

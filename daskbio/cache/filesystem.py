@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable
@@ -104,8 +105,6 @@ class FileSystemStore(Store):
             return {n for n in names if os.path.exists(self._path(n))}
         found: set[str] = set()
         for shard in {n[:_SHARD] for n in names}:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 found.update(os.listdir(self.root / shard))
-            except FileNotFoundError:
-                pass
         return names & found

@@ -11,6 +11,7 @@ none (ARCHITECTURE.md decision 5). The metadata's checksum is verified on every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -143,10 +144,8 @@ class Store(ABC):
         """Bytes stored for ``key`` (entry and failure record); 0 when there are none."""
         total = 0
         for name in (key, key + FAILED):
-            try:
+            with contextlib.suppress(KeyError):
                 total += len(self._read(name))
-            except KeyError:
-                pass
         return total
 
     def delete(self, key: str) -> int:

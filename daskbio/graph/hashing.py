@@ -11,6 +11,7 @@ known values to catch accidental changes.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import sys
 from pathlib import PurePath
@@ -318,10 +319,8 @@ def function_identity(f: Any) -> str:
         if file:
             module = PurePath(file).stem
     identity = f"{module}.{f.__qualname__}"
-    try:
+    with contextlib.suppress(TypeError):
         _identities[f] = identity
-    except TypeError:
-        pass
     return identity
 
 
@@ -333,7 +332,8 @@ def code_fingerprint(f: Any) -> str:
     """
     code = getattr(f, "__code__", None)
     if code is None:
-        code = getattr(getattr(f, "__call__", None), "__code__", None)
+        # A callable object: fingerprint its __call__ method.
+        code = getattr(vars(type(f)).get("__call__"), "__code__", None)
     if code is None:
         return ""
     h = xxhash.xxh3_64()
