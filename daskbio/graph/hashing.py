@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import sys
+import types
 from pathlib import PurePath
 from typing import Any
 
@@ -28,6 +29,11 @@ _pack_q = struct.Struct("<q").pack
 _pack_d = struct.Struct("<d").pack
 _pack_dd = struct.Struct("<dd").pack
 _xxh128 = xxhash.xxh3_128_digest
+
+#: What every hash starts with, by kind; the format version is part of each.
+TASK_PREFIX = b"daskbio-task\x00" + _pack_q(HASH_FORMAT_VERSION)
+TASKLET_PREFIX = b"daskbio-tasklet\x00" + _pack_q(HASH_FORMAT_VERSION)
+VALUE_PREFIX = b"daskbio-value\x00" + _pack_q(HASH_FORMAT_VERSION)
 
 # Arrays larger than this are hashed on their own and only their digest is embedded,
 # so the buffer is read in place instead of being copied into the encoding.
@@ -207,6 +213,9 @@ def _enc_numpy(x: Any, out: bytearray) -> bool:
     if np is None:
         return False
     if isinstance(x, np.ndarray):
+        if type(x) is not np.ndarray:
+            # Masked arrays, matrices ...: their meaning is more than their buffer.
+            raise Unhashable(x)
         _enc_ndarray(np, x, out)
         return True
     if isinstance(x, np.generic):
@@ -277,9 +286,38 @@ def encode(x: Any, out: bytearray) -> None:
             return
     if callable(x) and hasattr(x, "__qualname__") and "<" not in x.__qualname__:
         out += b"C"
-        _enc_str(function_identity(x), out)
+        encode_function(x, out)
         return
     raise Unhashable(x)
+
+
+def encode_function(f: Any, out: bytearray) -> None:
+    """Encode a function by its identity, and a bound method also by the object it is
+    bound to (``Scaler(2).apply`` and ``Scaler(3).apply`` are different functions).
+
+    Raises
+    ------
+    TypeError
+        For lambdas and functions defined inside other functions: their name does not
+        identify them.
+    """
+    qualname = getattr(f, "__qualname__", None)
+    if qualname is None:
+        raise TypeError(f"{f!r} has no __qualname__; wrap it in a named function")
+    if "<" in qualname:
+        raise TypeError(
+            f"{qualname} is a lambda or a function defined inside another function; its "
+            "name does not identify it, so it cannot make a Task. Define it at module level."
+        )
+    _enc_str(function_identity(f), out)
+    bound = getattr(f, "__self__", None)
+    if bound is not None and not isinstance(bound, (type, types.ModuleType)):
+        out += b"m"
+        try:
+            encode(bound, out)
+        except Unhashable as e:
+            e.path.append(".__self__")
+            raise
 
 
 def digest(x: Any) -> bytes:
@@ -292,7 +330,7 @@ def digest(x: Any) -> bytes:
     >>> digest([1, "a"]) == digest((1, "a"))
     False
     """
-    out = bytearray(b"daskbio-value\x00")
+    out = bytearray(VALUE_PREFIX)
     encode(x, out)
     return _xxh128(out)
 
@@ -310,7 +348,11 @@ def function_identity(f: Any) -> str:
         return _identities[f]
     except (KeyError, TypeError):
         pass
-    module = getattr(f, "__module__", None) or "__main__"
+    module = getattr(f, "__module__", None)
+    if module is None:
+        # Built-in methods: the module of the class they belong to.
+        owner = getattr(f, "__objclass__", None) or type(getattr(f, "__self__", None))
+        module = owner.__module__
     if module == "__main__":
         file = getattr(f, "__globals__", {}).get("__file__")
         if file is None:

@@ -56,20 +56,22 @@ class Task:
         self.kwargs = kwargs
         self.version = version
         self.name = getattr(f, "__name__", type(f).__name__)
-        out = bytearray(b"daskbio-task\x00")
+        out = bytearray(hashing.TASK_PREFIX)
         try:
-            identity = hashing.function_identity(f)
-        except AttributeError:
-            raise TypeError(
-                f"Task function {f!r} has no __qualname__; wrap it in a named function"
-            ) from None
-        hashing.encode(identity, out)
+            hashing.encode_function(f, out)
+        except hashing.Unhashable as e:
+            raise _unhashable_error(self.name, e, "function") from None
         hashing.encode(version, out)
         for root, part in (("args", args), ("kwargs", kwargs)):
             try:
                 hashing.encode(part, out)
             except hashing.Unhashable as e:
                 raise _unhashable_error(self.name, e, root) from None
+            except RecursionError:
+                raise TypeError(
+                    f"{self.name}: cannot hash {root}: nested too deeply (does a container "
+                    "hold itself?)"
+                ) from None
         self.digest = xxhash.xxh3_128_digest(out)
         self._deps: list[Task] | None = None
         if _pipeline_tasks is not None:
@@ -128,7 +130,7 @@ class Tasklet:
     def __init__(self, parent: Task | Tasklet, index: Any) -> None:
         self.parent = parent
         self.index = index
-        out = bytearray(b"daskbio-tasklet\x00")
+        out = bytearray(hashing.TASKLET_PREFIX)
         out += parent.digest
         try:
             hashing.encode(index, out)
