@@ -122,6 +122,17 @@ class TestFileSystemStore(StoreTests):
         assert (tmp_path / KEY[:2] / KEY).is_file()
         assert FileSystemStore(tmp_path).load(KEY) == 42
 
+    def test_sweep_removes_old_leftovers_of_interrupted_writes_only(self, tmp_path):
+        store = FileSystemStore(tmp_path)
+        store.save(KEY, 1)
+        old = tmp_path / KEY[:2] / ".tmp-old"
+        new = tmp_path / KEY[:2] / ".tmp-new"
+        old.write_bytes(b"x" * 10)
+        new.write_bytes(b"y" * 5)
+        os.utime(old, (time.time() - 7200, time.time() - 7200))
+        assert store.sweep(older_than=3600) == 10
+        assert not old.exists() and new.exists() and store.load(KEY) == 1
+
     def test_a_process_killed_mid_write_leaves_no_entry(self, tmp_path):
         # The child writes a large entry over and over; SIGKILL lands at a random point.
         script = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -99,6 +100,17 @@ class FileSystemStore(Store):
             for name in names:
                 if name.startswith(prefix) and not name.startswith("."):
                     yield name
+
+    def sweep(self, older_than: float = 3600.0) -> int:
+        freed = 0
+        cutoff = time.time() - older_than
+        for tmp in self.root.glob("*/.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                st = tmp.stat()
+                if st.st_mtime < cutoff:
+                    tmp.unlink()
+                    freed += st.st_size
+        return freed
 
     def _contains_many(self, names: set[str]) -> set[str]:
         if len(names) < 32:

@@ -170,6 +170,11 @@ class Store(ABC):
         """The names of the markers that start with ``prefix``."""
         return {n[len(MARK) :] for n in self._names(MARK + prefix)}
 
+    def sweep(self, older_than: float = 3600.0) -> int:
+        """Remove what interrupted writes left behind (older than ``older_than`` seconds,
+        so writes in progress are spared); return the bytes freed. Nothing by default."""
+        return 0
+
     def record_failure(self, key: str, info: dict[str, Any]) -> None:
         """Remember that computing ``key`` failed (``status`` counts these)."""
         self._write(key + FAILED, json.dumps(info, default=str).encode())

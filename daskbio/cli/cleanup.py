@@ -17,6 +17,9 @@ from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument
 def cleanup(file: Path, cache: Path | None, dry_run: bool) -> None:
     """Remove the cache entries that no Task of FILE reaches, and print the bytes freed.
 
+    Also removes what interrupted writes left behind (hidden temporary files over an
+    hour old).
+
     \b
     Example:
       daskbio cleanup examples/segmentation/pipeline.py --dry-run
@@ -32,6 +35,8 @@ def cleanup(file: Path, cache: Path | None, dry_run: bool) -> None:
         freed = 0
         for key in unreached:
             freed += store.size(key) if dry_run else store.delete(key)
+        if not dry_run:
+            freed += store.sweep()
     verb = "Would free" if dry_run else "Freed"
     click.echo(
         f"{verb} {freed} bytes: {len(unreached)} entries that {file} no longer reaches "
