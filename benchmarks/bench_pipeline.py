@@ -14,8 +14,10 @@ TaskGenerator``) and ``jugfile.py`` (``from jug import TaskGenerator``), and eac
 timed as a whole process (``subprocess``, wall clock, best of the repeats; the user and
 system CPU time of that best run are shown beside it):
 
-* cold run: ``daskbio run pipeline.py --scheduler threads`` on an empty cache (deleted
-  before each repeat) vs ``jug execute jugfile.py`` on an empty ``jugfile.jugdata``;
+* cold run: ``daskbio run pipeline.py --scheduler threads`` on an empty cache vs
+  ``jug execute jugfile.py`` on an empty ``jugfile.jugdata`` (before each repeat the
+  cache is moved aside, and all are deleted at the end: see ``Emptier`` for why;
+  ``--delete-between`` deletes them in place instead);
 * warm run: the same commands again once everything is computed;
 * status: ``daskbio status pipeline.py`` vs ``jug status jugfile.py`` on the full cache;
 * the same graph as plain ``dask.delayed`` (no cache) on the threaded scheduler, as a
@@ -26,6 +28,11 @@ Both tools' results are checked: ``daskbio check`` / ``jug check`` exit 0 and th
 Task's value, loaded from each cache, is ``N (N + 1) / 2``. The ratio column is always
 "reference time / daskbio time", so above 1 means daskbio is faster. Console scripts are
 taken from the folder of the running interpreter (so no pyenv shim is timed).
+
+Cold runs create 20,000 files, so they time the filesystem as much as the tools: on this
+machine's ext4 (no journal) file creation is several times slower for ~5 minutes after
+many files were deleted, which includes the end of a previous run of this benchmark.
+Leave a few minutes between runs when comparing cold numbers.
 """
 
 from __future__ import annotations
@@ -117,6 +124,12 @@ class Timing:
     sys: float
     runs: int
     output: str = ""
+    worst: float = 0.0
+
+    @property
+    def walls(self) -> str:
+        """The best wall time, and the worst one when there were several runs."""
+        return f"{self.wall:.3f}" + (f" ({self.worst:.2f})" if self.runs > 1 else "")
 
     @property
     def cpu(self) -> str:
@@ -158,21 +171,44 @@ def best_of(
     cmd: list[str], cwd: Path, repeats: int, before_each=None, expect: str | None = None
 ) -> Timing:
     """The fastest of ``repeats`` runs of ``cmd``, calling ``before_each()`` (untimed) first."""
-    best = None
+    best, worst = None, 0.0
     for _ in range(repeats):
         if before_each is not None:
             before_each()
         wall, user, system, out = run(cmd, cwd, expect)
+        worst = max(worst, wall)
         if best is None or wall < best.wall:
             best = Timing(wall, user, system, repeats, out)
     assert best is not None
+    best.worst = worst
     return best
 
 
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():
-        sys.exit(f"could not delete {path}")
+class Emptier:
+    """Empties a cache folder before a cold run: by moving it into a trash folder that is
+    deleted at the end (default), or by deleting it in place (``delete=True``).
+
+    Why not delete in place: on ext4 without a journal (this machine's root filesystem),
+    creating a file skips every inode freed in the last 1-5 minutes (``recently_deleted``
+    in ``find_inode_bit``). After a few deleted 20,000-file caches each new file costs
+    ~200 us of kernel time instead of ~30 us, so the 2nd, 3rd ... cold runs, and the
+    other tool's cold run after them, would time the deletions before them.
+    """
+
+    def __init__(self, trash: Path, delete: bool) -> None:
+        self.trash, self.delete, self.count = trash, delete, 0
+
+    def __call__(self, path: Path) -> None:
+        if not path.exists():
+            return
+        if self.delete:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            self.trash.mkdir(exist_ok=True)
+            self.count += 1
+            path.rename(self.trash / f"{path.name}-{self.count}")
+        if path.exists():
+            sys.exit(f"could not empty {path}")
 
 
 _ENV = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "JUG_"))}
@@ -184,6 +220,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each measurement")
     parser.add_argument(
         "--jug-cold-repeats", type=int, default=1, help="repeats of Jug's cold run (~25 s each)"
+    )
+    parser.add_argument(
+        "--delete-between",
+        action="store_true",
+        help="delete caches in place between cold runs instead of moving them aside "
+        "(slows later cold runs on ext4 without a journal; see Emptier)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -200,7 +242,7 @@ def main() -> None:
     py, daskbio, jug = sys.executable, script("daskbio"), script("jug")
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=180)
+        console = Console(highlight=False, width=200)
 
     tmp = Path(tempfile.mkdtemp(prefix="daskbio-bench-"))
     try:
@@ -210,6 +252,7 @@ def main() -> None:
         (tmp / "daskbio_value.py").write_text(DASKBIO_VALUE)
         (tmp / "jug_value.py").write_text(JUG_VALUE)
         cache, jugdata = tmp / "pipeline.daskbio", tmp / "jugfile.jugdata"
+        empty = Emptier(tmp / "trash", delete=args.delete_between)
         say = console.log
 
         say(f"{total_tasks} Tasks in {tmp}; {repeats} repeats, Jug cold {args.jug_cold_repeats}")
@@ -221,7 +264,7 @@ def main() -> None:
             [daskbio, "run", "pipeline.py", "--scheduler", "threads"],
             tmp,
             repeats,
-            before_each=lambda: remove(cache),
+            before_each=lambda: empty(cache),
         )
         run([daskbio, "check", "pipeline.py"], tmp)
         run([py, "daskbio_value.py", "pipeline.py", str(cache)], tmp, expect=expected)
@@ -231,7 +274,7 @@ def main() -> None:
             [jug, "execute", "jugfile.py"],
             tmp,
             args.jug_cold_repeats,
-            before_each=lambda: remove(jugdata),
+            before_each=lambda: empty(jugdata),
         )
         run([jug, "check", "jugfile.py"], tmp)
         run([py, "jug_value.py", "jugfile.py", str(jugdata)], tmp, expect=expected)
@@ -269,7 +312,8 @@ def main() -> None:
     table = Table(
         title=f"daskbio {_version('daskbio')} / jug {_version('jug')} / dask {dask.__version__}: "
         f"{total_tasks} Tasks (add tree over {n} leaves). Wall seconds, best of N runs; "
-        "CPU = user / sys s of that run; ratio = reference / daskbio (> 1: daskbio faster)",
+        "(worst in brackets); CPU = user / sys s of the best run; "
+        "ratio = reference / daskbio (> 1: daskbio faster)",
         title_justify="left",
     )
     for col, justify in (
@@ -289,10 +333,10 @@ def main() -> None:
         table.add_row(
             what,
             f"{ours_label} (N={ours.runs})",
-            f"{ours.wall:.3f}",
+            ours.walls,
             ours.cpu,
             f"{ref_label} (N={ref.runs})",
-            f"{ref.wall:.3f}",
+            ref.walls,
             ref.cpu,
             ratio(ref.wall, ours.wall),
             verdict(ref.wall, ours.wall, target) if target else note,
@@ -308,7 +352,7 @@ def main() -> None:
         "run --scheduler threads",
         delayed_proc,
         "dask.delayed, whole process",
-        note=f"daskbio adds {db_cold.wall - delayed_proc.wall:.2f} s",
+        note=f"cache costs {db_cold.wall - delayed_proc.wall:+.2f} s",
     )
     reported = _reported_seconds(db_cold.output)
     table.add_row(
@@ -320,7 +364,7 @@ def main() -> None:
         f"{delayed_compute:.3f}",
         "",
         ratio(delayed_compute, reported) if reported else "",
-        f"vs whole daskbio process: {ratio(delayed_compute, db_cold.wall)}",
+        f"vs whole run: {ratio(delayed_compute, db_cold.wall)}",
     )
     table.add_row(
         "",
@@ -344,7 +388,7 @@ def main() -> None:
             "",
             "",
             f"{label} (N={timing.runs})",
-            f"{timing.wall:.3f}",
+            timing.walls,
             timing.cpu,
             "",
             "",
@@ -352,7 +396,8 @@ def main() -> None:
     console.print(table)
     console.print(
         f"Checked: daskbio check and jug check exit 0; both final values = {expected}. "
-        f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}."
+        f"Cold caches {'deleted in place' if args.delete_between else 'moved aside'} "
+        f"between repeats. Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}."
     )
 
 
