@@ -62,17 +62,23 @@ class FileSystemStore(Store):
 
     def _write(self, name: str, data: bytes) -> None:
         shard = name[:_SHARD]
-        folder = self.root / shard
+        folder = os.path.join(self.location, shard)
         if shard not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             self._made.add(shard)
-        tmp = folder / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
+        tmp = os.path.join(folder, f".tmp-{name}-{os.getpid()}-{threading.get_ident()}")
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, folder / name)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, os.path.join(folder, name))
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def _delete(self, name: str) -> int:

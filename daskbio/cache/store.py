@@ -87,8 +87,25 @@ class Store(ABC):
         """The subset of ``keys`` that have a stored result, found in one pass."""
         return self._contains_many(set(keys))
 
-    def save(self, key: str, value: Any, meta: dict[str, Any] | None = None) -> int:
-        """Store ``value`` under ``key`` with ``meta``; return the payload's size in bytes."""
+    def lookup(self, keys: Iterable[str]) -> tuple[set[str], set[str]]:
+        """Which of ``keys`` have a result, and which a failure record, in one pass."""
+        keys = set(keys)
+        found = self._contains_many(keys | {k + FAILED for k in keys})
+        n = len(FAILED)
+        return found & keys, {f[:-n] for f in found if f.endswith(FAILED)}
+
+    def save(
+        self,
+        key: str,
+        value: Any,
+        meta: dict[str, Any] | None = None,
+        clear_failure: bool = True,
+    ) -> int:
+        """Store ``value`` under ``key`` with ``meta``; return the payload's size in bytes.
+
+        Any failure record of ``key`` is removed, unless ``clear_failure`` is False (the
+        caller knows there is none: this saves a file-system call per entry).
+        """
         fmt, payload = formats.dumps(value)
         header = dict(meta or {})
         header.update(
@@ -99,7 +116,8 @@ class Store(ABC):
             written=time.time(),
         )
         self._write(key, _pack(header, payload))
-        self._delete(key + FAILED)
+        if clear_failure:
+            self._delete(key + FAILED)
         return len(payload)
 
     def load(self, key: str) -> Any:

@@ -60,8 +60,7 @@ def count_by_function(
 ) -> dict[str, Counts]:
     """Per function name: how many of the pipeline's Tasks are done, failed, waiting,
     and (with ``with_stale``) done with a code fingerprint that differs from the code now."""
-    present = store.has_many(pipeline.hashes())
-    failed = store.failures()
+    present, failed = store.lookup(pipeline.hashes())
     counts: dict[str, Counts] = {}
     stale_candidates = []
     for t in pipeline.tasks:

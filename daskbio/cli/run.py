@@ -87,19 +87,19 @@ def run(file: Path, scheduler: str, workers: int | None, cache: Path | None) -> 
 
 
 def _report(pipeline, store, start: float, ran: set[str] | None) -> None:
+    """Print what the run did: one line when all was cached, else a table per function."""
+    elapsed = time.perf_counter() - start
+    if ran is not None and not ran:
+        click.echo(
+            f"All {len(pipeline.tasks)} Tasks were cached; nothing to run ({elapsed:.2f} s). "
+            f"Cache: {store.location}"
+        )
+        return
     counts = count_by_function(pipeline, store, with_stale=False)
     if ran is not None:
         for t in pipeline.tasks:
             if t.hash() in ran:
                 counts[t.name].ran += 1
-    total = sum(c.total for c in counts.values())
-    elapsed = time.perf_counter() - start
-    if ran is not None and not ran:
-        click.echo(
-            f"All {total} Tasks were cached; nothing to run ({elapsed:.2f} s). "
-            f"Cache: {store.location}"
-        )
-        return
     print_table(
         f"{pipeline.path} ({elapsed:.2f} s)", counts, ["total", "ran", "done", "failed", "waiting"]
     )

@@ -7,6 +7,7 @@ arguments only.
 
 from __future__ import annotations
 
+import functools
 import os
 import reprlib
 import socket
@@ -87,9 +88,10 @@ class Job:
     deps: tuple[str, ...]
     version: str | None
     store: Store
+    failed_before: bool = True
 
     @classmethod
-    def of(cls, task: Task, store: Store) -> Job:
+    def of(cls, task: Task, store: Store, failed_before: bool = True) -> Job:
         return cls(
             f=task.f,
             args=replace_tasks(task.args, _ref),
@@ -100,7 +102,13 @@ class Job:
             deps=tuple(d.hash() for d in task.dependencies()),
             version=task.version,
             store=store,
+            failed_before=failed_before,
         )
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 _summary = reprlib.Repr()
@@ -133,7 +141,7 @@ def run_job(job: Job, *dep_values: Any) -> Any:
                 "error": repr(e),
                 "traceback": details,
                 "time": time.time(),
-                "host": socket.gethostname(),
+                "host": _host(),
             },
         )
         raise TaskFailed(job.name, job.key, details) from e
@@ -151,9 +159,10 @@ def run_job(job: Job, *dep_values: Any) -> Any:
             "hash_format": hashing.HASH_FORMAT_VERSION,
             "start": start,
             "end": time.time(),
-            "host": socket.gethostname(),
+            "host": _host(),
             "pid": os.getpid(),
         },
+        clear_failure=job.failed_before,
     )
     job.store.mark(code_mark(job.identity, fp))
     return result

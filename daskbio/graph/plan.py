@@ -25,11 +25,14 @@ class Plan:
         Cached Tasks whose results a Task in ``run`` needs, by hex hash.
     cached : set
         Hex hashes of the targets that are already cached.
+    failed : set
+        Hex hashes of the Tasks in ``run`` whose last attempt failed.
     """
 
     run: dict[str, Task] = field(default_factory=dict)
     load: dict[str, Task] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
 
 
 def closure(tasks: Iterable[Task]) -> dict[str, Task]:
@@ -67,7 +70,8 @@ def plan(targets: Iterable[Task], store: Store) -> Plan:
     if len(present) == len(by_hash):
         return result
     everything = closure(by_hash[h] for h in by_hash.keys() - present)
-    present |= store.has_many(everything.keys() - by_hash.keys())
+    more, failed = store.lookup(everything.keys() - present)
+    present |= more
     stack = [t for h, t in by_hash.items() if h not in present]
     while stack:
         task = stack.pop()
@@ -80,4 +84,5 @@ def plan(targets: Iterable[Task], store: Store) -> Plan:
                 result.load[dep.hash()] = dep
             else:
                 stack.append(dep)
+    result.failed = failed & result.run.keys()
     return result

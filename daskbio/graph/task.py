@@ -43,7 +43,7 @@ class Task:
     True
     """
 
-    __slots__ = ("__weakref__", "_deps", "args", "digest", "f", "kwargs", "name", "version")
+    __slots__ = ("__weakref__", "_deps", "_hex", "args", "digest", "f", "kwargs", "name", "version")
 
     def __init__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._init(f, args, kwargs, None)
@@ -73,13 +73,14 @@ class Task:
                     "hold itself?)"
                 ) from None
         self.digest = xxhash.xxh3_128_digest(out)
+        self._hex = self.digest.hex()
         self._deps: list[Task] | None = None
         if _pipeline_tasks is not None:
             _pipeline_tasks.append(self)
 
     def hash(self) -> str:
         """The Task's hash as 32 hexadecimal digits (Jug's ``Task.hash()``)."""
-        return self.digest.hex()
+        return self._hex
 
     def dependencies(self) -> list[Task]:
         """The Tasks this one needs, each once, in the order they appear in the arguments.

@@ -41,7 +41,7 @@ def to_dask(plan: Plan, store: Store) -> tuple[dict[str, Any], dict[str, str]]:
     for h, task in plan.run.items():
         graph[keys[h]] = (
             run_job,
-            Job.of(task, store),
+            Job.of(task, store, h in plan.failed),
             *(keys[d.hash()] for d in task.dependencies()),
         )
     return graph, keys
