@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from daskbio.cache.store import HEADER_BYTES, Store
+from daskbio.cache.store import FAILED, HEADER_BYTES, Store
 
 _SHARD = 2
 
@@ -121,8 +121,21 @@ class FileSystemStore(Store):
     def _contains_many(self, names: set[str]) -> set[str]:
         if len(names) < 32:
             return {n for n in names if os.path.exists(self._path(n))}
+        return names & self._listing({n[:_SHARD] for n in names})
+
+    def lookup(self, keys: Iterable[str]) -> tuple[set[str], set[str]]:
+        keys = set(keys)
+        if len(keys) < 32:
+            return super().lookup(keys)
+        # One listing answers both questions: a failure record sits beside its entry.
+        names = self._listing({k[:_SHARD] for k in keys})
+        n = len(FAILED)
+        failed = {name[:-n] for name in names if name.endswith(FAILED)}
+        return keys & names, keys & failed
+
+    def _listing(self, shards: set[str]) -> set[str]:
         found: set[str] = set()
-        for shard in {n[:_SHARD] for n in names}:
+        for shard in shards:
             with contextlib.suppress(FileNotFoundError):
-                found.update(os.listdir(self.root / shard))
-        return names & found
+                found.update(os.listdir(os.path.join(self.location, shard)))
+        return found

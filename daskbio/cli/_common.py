@@ -64,7 +64,9 @@ def count_by_function(
     counts: dict[str, Counts] = {}
     stale_candidates = []
     for t in pipeline.tasks:
-        c = counts.setdefault(t.name, Counts())
+        c = counts.get(t.name)
+        if c is None:
+            c = counts[t.name] = Counts()
         c.total += 1
         h = t.hash()
         if h in present:
@@ -72,8 +74,8 @@ def count_by_function(
             stale_candidates.append(t)
         elif h in failed:
             c.failed += 1
-        else:
-            c.waiting += 1
+    for c in counts.values():
+        c.waiting = c.total - c.done - c.failed
     if with_stale:
         for t in _maybe_stale(store, stale_candidates):
             counts[t.name].stale += 1
@@ -85,13 +87,16 @@ def _maybe_stale(store: Store, done: list[Task]) -> list[Task]:
 
     Entries are only read for functions whose code markers show more than one version.
     """
-    by_function: dict[str, list[Task]] = {}
+    by_function: dict[Any, list[Task]] = {}
     for t in done:
-        by_function.setdefault(t.identity, []).append(t)
+        group = by_function.get(t.f)
+        if group is None:
+            group = by_function[t.f] = []
+        group.append(t)
     stale = []
-    for identity, tasks in by_function.items():
-        now = fingerprint(tasks[0].f)
-        prefix = code_mark(identity)
+    for f, tasks in by_function.items():
+        now = fingerprint(f)
+        prefix = code_mark(tasks[0].identity)
         if {m[len(prefix) :] for m in store.marks(prefix)} <= {now}:
             continue
         metas = store.metadata_many([t.hash() for t in tasks])

@@ -135,6 +135,9 @@ def _encoded(x: Any, where: str) -> bytes:
 
 
 def _enc_dict(x: dict, out: bytearray) -> None:
+    if not x:
+        out += _EMPTY_DICT
+        return
     # Canonical order: sort by the encoded key, which never depends on insertion order.
     items = []
     for k, v in x.items():
@@ -150,6 +153,9 @@ def _enc_dict(x: dict, out: bytearray) -> None:
         except Unhashable as e:
             e.path.append(f"[{k!r}]")
             raise
+
+
+_EMPTY_DICT = b"d" + _length(0)
 
 
 def _enc_set(tag: bytes, x: set | frozenset, out: bytearray) -> None:

@@ -48,20 +48,20 @@ class Task:
     def __init__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._init(f, args, kwargs, None)
 
-    def _init(self, f: Callable[..., Any], args: tuple, kwargs: dict, version: str | None) -> None:
-        if not callable(f):
-            raise TypeError(f"Task needs a callable as its first argument, got {type(f).__name__}")
+    def _init(
+        self,
+        f: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        version: str | None,
+        head: bytes | None = None,
+    ) -> None:
         self.f = f
         self.args = args
         self.kwargs = kwargs
         self.version = version
         self.name = getattr(f, "__name__", type(f).__name__)
-        out = bytearray(hashing.TASK_PREFIX)
-        try:
-            hashing.encode_function(f, out)
-        except hashing.Unhashable as e:
-            raise _unhashable_error(self.name, e, "function") from None
-        hashing.encode(version, out)
+        out = bytearray(head or _head(f, version))
         for root, part in (("args", args), ("kwargs", kwargs)):
             try:
                 hashing.encode(part, out)
@@ -108,6 +108,20 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({self.name}, {self.hash()})"
+
+
+def _head(f: Callable[..., Any], version: str | None) -> bytes:
+    """The start of the encoding of every Task of ``f``: format, function and version."""
+    name = getattr(f, "__name__", type(f).__name__)
+    if not callable(f):
+        raise TypeError(f"Task needs a callable as its first argument, got {type(f).__name__}")
+    out = bytearray(hashing.TASK_PREFIX)
+    try:
+        hashing.encode_function(f, out)
+    except hashing.Unhashable as e:
+        raise _unhashable_error(name, e, "function") from None
+    hashing.encode(version, out)
+    return bytes(out)
 
 
 class Tasklet:
@@ -269,11 +283,14 @@ class TaskGenerator:
             raise TypeError(f"TaskGenerator needs a function, got {type(f).__name__}")
         self.f = f
         self.version = None if version is None else str(version)
+        self._head: bytes | None = None
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        if self._head is None:
+            self._head = _head(self.f, self.version)
         task = Task.__new__(Task)
-        task._init(self.f, args, kwargs, self.version)
+        task._init(self.f, args, kwargs, self.version, self._head)
         return task
 
     def __repr__(self) -> str:
