@@ -1,0 +1,123 @@
+"""The one chunk-mapping helper every kernel is built on, and the input checks they share.
+
+Exactness rule (ARCHITECTURE.md decision 8): a local kernel sees each chunk with a halo at
+least as deep as its neighbourhood reaches, and no padding at the array's true edges
+(``boundary="none"``), so mahotas applies its own edge ``mode`` there exactly as it does on
+the whole array. Dask is always given ``dtype`` and ``meta``: otherwise it calls the kernel
+on an empty array to guess them, and some mahotas functions crash the process on one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+Depth = int | Sequence[int]
+
+
+def as_dask(image: Any, name: str = "image", ndims: Sequence[int] = (2, 3)) -> da.Array:
+    """``image`` as a dask array, checked to have one of ``ndims`` dimensions.
+
+    numpy arrays are wrapped (one chunk per Dask's automatic chunking); anything else
+    array-like is refused with a message naming the argument.
+    """
+    import dask.array as da
+
+    if isinstance(image, da.Array):
+        arr = image
+    elif isinstance(image, np.ndarray):
+        arr = da.from_array(image, chunks="auto")
+    else:
+        raise TypeError(f"{name} must be a numpy or dask array, got {type(image).__name__}")
+    if arr.ndim not in ndims:
+        dims = " or ".join(f"{n}D" for n in ndims)
+        raise ValueError(f"{name} must be {dims}, got {arr.ndim}D with shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return arr
+
+
+def check_dtype(image: Any, kinds: str, name: str = "image", what: str = "") -> None:
+    """Refuse ``image`` unless its dtype kind is one of ``kinds`` (numpy kind codes:
+    b bool, i signed, u unsigned, f float)."""
+    if image.dtype.kind not in kinds:
+        names = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "float"}
+        allowed = ", ".join(names[k] for k in kinds)
+        raise TypeError(f"{name} must be {what or allowed}, got dtype {image.dtype}")
+
+
+def check_structuring_element(Bc: Any, ndim: int, name: str = "Bc") -> np.ndarray | None:  # noqa: N803
+    """``Bc`` as a numpy array of rank ``ndim`` with odd sides (or None)."""
+    if Bc is None:
+        return None
+    Bc = np.asarray(Bc)
+    if Bc.ndim != ndim:
+        raise ValueError(f"{name} must have the image's rank {ndim}, got {Bc.ndim}D {Bc.shape}")
+    if any(s % 2 == 0 for s in Bc.shape):
+        raise ValueError(f"{name} must have odd sides (a centre pixel), got shape {Bc.shape}")
+    return Bc
+
+
+def halo_of(footprint_shape: Sequence[int]) -> tuple[int, ...]:
+    """The halo a neighbourhood of ``footprint_shape`` (odd sides) needs on each axis."""
+    return tuple(s // 2 for s in footprint_shape)
+
+
+def _depths(depth: Depth, ndim: int) -> tuple[int, ...]:
+    depths = (depth,) * ndim if isinstance(depth, (int, np.integer)) else tuple(depth)
+    if len(depths) != ndim or any(d < 0 for d in depths):
+        raise ValueError(f"depth must be a non-negative int or one per axis, got {depth!r}")
+    return tuple(int(d) for d in depths)
+
+
+def map_local(
+    kernel: Callable[..., np.ndarray],
+    image: da.Array,
+    *others: da.Array,
+    depth: Depth,
+    dtype: Any,
+    token: str | None = None,
+    **kwargs: Any,
+) -> da.Array:
+    """Apply ``kernel(block, *other_blocks, **kwargs)`` to every chunk with a halo of ``depth``.
+
+    The result has ``image``'s chunks and the given ``dtype``. ``others`` are further
+    arrays of the same shape (e.g. a mask or markers), given to the kernel aligned with
+    ``image``'s blocks. Chunks thinner than the halo are merged for the computation and the
+    result rechunked back. ``token`` names the Dask keys (the dashboard groups by it).
+
+    Examples
+    --------
+    >>> import dask.array as da, mahotas as mh
+    >>> x = da.random.default_rng(0).random((40, 30), chunks=10)
+    >>> y = map_local(mh.gaussian_filter, x, depth=8, dtype=float, sigma=2)
+    >>> bool((y.compute() == mh.gaussian_filter(x.compute(), 2)).all())
+    True
+    """
+    import dask.array as da
+
+    depths = _depths(depth, image.ndim)
+    dtype = np.dtype(dtype)
+    arrays = [image] + [o.rechunk(image.chunks) for o in others]
+    if not any(depths):
+        out = da.map_blocks(
+            kernel, *arrays, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype), token=token,
+            **kwargs,
+        )
+    else:
+        out = da.map_overlap(
+            kernel,
+            *arrays,
+            depth=dict(enumerate(depths)),
+            boundary="none",
+            dtype=dtype,
+            meta=np.empty((0,) * image.ndim, dtype),
+            token=token,
+            **kwargs,
+        )
+    return out if out.chunks == image.chunks else out.rechunk(image.chunks)
