@@ -51,7 +51,7 @@ def check_dtype(image: Any, kinds: str, name: str = "image", what: str = "") -> 
         raise TypeError(f"{name} must be {what or allowed}, got dtype {image.dtype}")
 
 
-def check_structuring_element(Bc: Any, ndim: int, name: str = "Bc") -> np.ndarray | None:  # noqa: N803
+def check_structuring_element(Bc: Any, ndim: int, name: str = "Bc") -> np.ndarray | None:
     """``Bc`` as a numpy array of rank ``ndim`` with odd sides (or None)."""
     if Bc is None:
         return None
@@ -106,7 +106,11 @@ def map_local(
     arrays = [image] + [o.rechunk(image.chunks) for o in others]
     if not any(depths):
         out = da.map_blocks(
-            kernel, *arrays, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype), token=token,
+            kernel,
+            *arrays,
+            dtype=dtype,
+            meta=np.empty((0,) * image.ndim, dtype),
+            token=token,
             **kwargs,
         )
     else:
