@@ -536,22 +536,22 @@ def test_digest_matches_pinned_value(value, expected):
 # --------------------------------------------------------------------------------------
 
 
+def _python(*args: str, **kwargs) -> str:
+    """Run a fresh Python process; return what it printed (fail on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, check=False, **kwargs
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_hashes_are_identical_in_every_process_whatever_the_hash_seed():
     script = "import json, hash_fixture_functions as h; print(json.dumps(h.stability_hashes()))"
     outputs = {}
     for seed in ["0", "1", "12345", "random"]:
         env = dict(os.environ, PYTHONHASHSEED=seed)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        outputs[seed] = json.loads(done.stdout)
+        outputs[seed] = json.loads(_python("-c", script, env=env))
 
     in_process = stability_hashes()
     assert len(set(in_process.values())) == len(in_process)
@@ -709,16 +709,7 @@ PIPELINE = textwrap.dedent(
 def test_pipeline_function_run_as_main_is_named_after_the_file_stem(tmp_path):
     path = tmp_path / "mypipe.py"
     path.write_text(PIPELINE)
-    done = subprocess.run(
-        [sys.executable, "mypipe.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    identity, script_hash = done.stdout.split()
+    identity, script_hash = _python("mypipe.py", cwd=tmp_path).split()
     assert identity == "mypipe.f"
 
     with daskbio.pipeline.load(path, MemoryStore()) as pipeline:
