@@ -250,3 +250,19 @@ def test_ctrl_c_keeps_every_result_completed_so_far(tmp_path):
     rerun = daskbio("run", file, "--workers", "2", check=True)
     assert str(20 - done) in rerun.stdout
     assert status(file)["slow"]["done"] == 20
+
+
+def test_run_on_a_scheduler_address_uses_that_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    file = write_pipeline(tmp_path, CHAIN)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        out = daskbio("run", file, "--scheduler", cluster.scheduler_address, check=True)
+        assert "Dask dashboard" in out.stdout
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.task_prefixes))
+    assert {"source", "double", "combine", "unrelated"} <= prefixes
+    assert daskbio("check", file).returncode == 0
