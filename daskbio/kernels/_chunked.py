@@ -68,11 +68,52 @@ def halo_of(footprint_shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(s // 2 for s in footprint_shape)
 
 
-def _depths(depth: Depth, ndim: int) -> tuple[int, ...]:
+def check_depth(depth: Depth, ndim: int, name: str = "depth") -> tuple[int, ...]:
+    """``depth`` as one non-negative int per axis, or a ValueError naming ``name``."""
     depths = (depth,) * ndim if isinstance(depth, (int, np.integer)) else tuple(depth)
-    if len(depths) != ndim or any(d < 0 for d in depths):
-        raise ValueError(f"depth must be a non-negative int or one per axis, got {depth!r}")
+    if len(depths) != ndim or any(int(d) != d or d < 0 for d in depths):
+        raise ValueError(
+            f"{name} must be a non-negative integer or one per axis ({ndim}), got {depth!r}"
+        )
     return tuple(int(d) for d in depths)
+
+
+def _merge_thin(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
+    """``chunks`` merged with their neighbours until each is at least ``size`` long."""
+    merged: list[int] = []
+    for c in chunks:
+        if merged and merged[-1] < size:
+            merged[-1] += c
+        else:
+            merged.append(c)
+    if len(merged) > 1 and merged[-1] < size:
+        last = merged.pop()
+        merged[-1] += last
+    return tuple(merged)
+
+
+def working_chunks(
+    image: da.Array, depths: Sequence[int], min_chunk: Sequence[int]
+) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
+    """The chunks and halo a local kernel works with, per axis.
+
+    Each chunk is at least ``max(depth, min_chunk)`` long (thin ones are merged with
+    their neighbours); an axis too short for two such chunks becomes one chunk, which
+    needs no halo at all: the kernel then sees that whole axis, as mahotas does.
+    """
+    chunks, halo = [], []
+    for n, c, h, m in zip(image.shape, image.chunks, depths, min_chunk):
+        m = max(h, m)
+        if h == 0 or len(c) == 1:
+            chunks.append(c)
+            halo.append(0)
+        elif n < 2 * m:
+            chunks.append((n,))
+            halo.append(0)
+        else:
+            chunks.append(_merge_thin(c, m))
+            halo.append(h)
+    return tuple(chunks), tuple(halo)
 
 
 def map_local(
@@ -82,14 +123,17 @@ def map_local(
     depth: Depth,
     dtype: Any,
     token: str | None = None,
+    min_chunk: Sequence[int] | None = None,
     **kwargs: Any,
 ) -> da.Array:
     """Apply ``kernel(block, *other_blocks, **kwargs)`` to every chunk with a halo of ``depth``.
 
     The result has ``image``'s chunks and the given ``dtype``. ``others`` are further
     arrays of the same shape (e.g. a mask or markers), given to the kernel aligned with
-    ``image``'s blocks. Chunks thinner than the halo are merged for the computation and the
-    result rechunked back. ``token`` names the Dask keys (the dashboard groups by it).
+    ``image``'s blocks. The chunks the kernel works on follow :func:`working_chunks`
+    (``min_chunk`` asks for chunks at least that long on each axis, e.g. so a block takes
+    the same code path in mahotas as the whole array); the result is rechunked back.
+    ``token`` names the Dask keys (the dashboard groups work by it).
 
     Examples
     --------
@@ -101,9 +145,11 @@ def map_local(
     """
     import dask.array as da
 
-    depths = _depths(depth, image.ndim)
+    chunks, depths = working_chunks(
+        image, check_depth(depth, image.ndim), min_chunk or (0,) * image.ndim
+    )
     dtype = np.dtype(dtype)
-    arrays = [image] + [o.rechunk(image.chunks) for o in others]
+    arrays = [a if a.chunks == chunks else a.rechunk(chunks) for a in (image, *others)]
     if not any(depths):
         out = da.map_blocks(
             kernel,
