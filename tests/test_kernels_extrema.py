@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_kernels_labeling import binary_image, chunkings, shapes, snake, spiral
+from strategies import chunkings, shapes
+from test_kernels_labeling import binary_image, snake, spiral
 
 from daskbio.kernels.extrema import close_holes, regmax, regmin
 

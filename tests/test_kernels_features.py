@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import chunkings
 
 from daskbio.kernels import features as fk
 
@@ -86,19 +87,6 @@ def images(draw: st.DrawFn, kernel: Kernel) -> np.ndarray:
     if draw(st.booleans()):  # a zero slab: all-zero (and constant) tiles and objects
         image[: shape[0] // 2] = 0
     return image
-
-
-@st.composite
-def chunkings(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Ragged chunks per axis, down to one pixel."""
-    chunks = []
-    for n in shape:
-        sizes, left = [], n
-        while left:
-            sizes.append(draw(st.integers(1, left)))
-            left -= sizes[-1]
-        chunks.append(tuple(sizes))
-    return tuple(chunks)
 
 
 @pytest.mark.parametrize("name", TILES)

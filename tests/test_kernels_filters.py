@@ -9,7 +9,6 @@ Hypothesis draws the shape, 2D or 3D, and ragged chunkings with chunks as thin a
 from __future__ import annotations
 
 import warnings
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 import dask.array as da
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import chunkings
 
 from daskbio.kernels import filters as fk
 from daskbio.kernels._chunked import map_local
@@ -95,19 +95,11 @@ def make_image(values: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 @st.composite
-def chunkings(draw: st.DrawFn, n: int) -> tuple[int, ...]:
-    """Ragged chunks along an axis of length ``n``, some as thin as one pixel."""
-    cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=4))) if n > 1 else []
-    edges = [0, *cuts, n]
-    return tuple(b - a for a, b in pairwise(edges))
-
-
-@st.composite
 def images(draw: st.DrawFn, ndims: tuple[int, ...]) -> tuple[tuple[int, ...], tuple]:
     ndim = draw(st.sampled_from(ndims))
     low, high = (2, 45) if ndim == 2 else (2, 14)
     shape = tuple(draw(st.integers(low, high)) for _ in range(ndim))
-    return shape, tuple(draw(chunkings(n)) for n in shape)
+    return shape, draw(chunkings(shape))
 
 
 def assert_same(ours: np.ndarray, theirs: np.ndarray) -> None:

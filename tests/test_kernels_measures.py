@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_kernels_labeling import binary_image, chunkings, shapes, spiral
+from strategies import chunkings, shapes
+from test_kernels_labeling import binary_image, spiral
 
 from daskbio.kernels import measures as M
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import chunkings
 
 from daskbio.kernels import thresholds as th
 
@@ -63,19 +64,6 @@ def images(draw: st.DrawFn, values: str) -> np.ndarray:
         image = rng.integers(max(low, -top), top, shape, endpoint=True).astype(dtype)
     image[rng.random(shape) < draw(st.sampled_from([0.0, 0.5, 1.0]))] = 0
     return image
-
-
-@st.composite
-def chunkings(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Ragged chunks per axis, down to one pixel."""
-    chunks = []
-    for n in shape:
-        sizes, left = [], n
-        while left:
-            sizes.append(draw(st.integers(1, left)))
-            left -= sizes[-1]
-        chunks.append(tuple(sizes))
-    return tuple(chunks)
 
 
 @pytest.mark.parametrize("name", TABLE)
