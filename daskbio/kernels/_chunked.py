@@ -78,7 +78,7 @@ def check_depth(depth: Depth, ndim: int, name: str = "depth") -> tuple[int, ...]
     return tuple(int(d) for d in depths)
 
 
-def _merge_thin(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
+def merge_thin(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
     """``chunks`` merged with their neighbours until each is at least ``size`` long."""
     merged: list[int] = []
     for c in chunks:
@@ -111,7 +111,7 @@ def working_chunks(
             chunks.append((n,))
             halo.append(0)
         else:
-            chunks.append(_merge_thin(c, m))
+            chunks.append(merge_thin(c, m))
             halo.append(h)
     return tuple(chunks), tuple(halo)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._chunked import as_dask, check_dtype, check_structuring_element
+from ._chunked import as_dask, check_dtype, check_structuring_element, merge_thin
 
 __all__ = ["label"]
 
@@ -63,19 +63,7 @@ def is_symmetric(Bc: np.ndarray, dtype: Any) -> bool:
 
 def at_least(arr: Any, reach: tuple[int, ...]) -> Any:
     """``arr`` rechunked so that every chunk is at least ``reach`` thick on each axis."""
-    chunks = []
-    for sizes, r in zip(arr.chunks, reach):
-        merged: list[int] = []
-        for s in sizes:
-            if merged and merged[-1] < r:
-                merged[-1] += s
-            else:
-                merged.append(s)
-        if len(merged) > 1 and merged[-1] < r:
-            last = merged.pop()
-            merged[-1] += last
-        chunks.append(tuple(merged))
-    chunks = tuple(chunks)
+    chunks = tuple(merge_thin(sizes, r) for sizes, r in zip(arr.chunks, reach))
     return arr if chunks == arr.chunks else arr.rechunk(chunks)
 
 
