@@ -116,6 +116,22 @@ def working_chunks(
     return tuple(chunks), tuple(halo)
 
 
+def _with_own_copies(kernel: Callable[..., np.ndarray], names: list[str]) -> Callable:
+    """``kernel`` called with its own copy of each array argument in ``names``.
+
+    mahotas changes the reference count of arrays such as a structuring element with the
+    GIL released; one array shared by threads running chunks at once corrupts it and can
+    crash the process (seen with ``label`` on the threaded scheduler).
+    """
+
+    def call(*blocks: np.ndarray, **kwargs: Any) -> np.ndarray:
+        for name in names:
+            kwargs[name] = kwargs[name].copy()
+        return kernel(*blocks, **kwargs)
+
+    return call
+
+
 def map_local(
     kernel: Callable[..., np.ndarray],
     image: da.Array,
@@ -145,6 +161,9 @@ def map_local(
     """
     import dask.array as da
 
+    arrays_in_kwargs = [k for k, v in kwargs.items() if isinstance(v, np.ndarray)]
+    if arrays_in_kwargs:
+        kernel = _with_own_copies(kernel, arrays_in_kwargs)
     chunks, depths = working_chunks(
         image, check_depth(depth, image.ndim), min_chunk or (0,) * image.ndim
     )

@@ -78,6 +78,9 @@ def _local_label(
     faces inside the array, where the true neighbours are in the next chunk."""
     import mahotas as mh
 
+    # mahotas touches Bc's reference count with the GIL released: a Bc shared by threads
+    # running this at once corrupts it and crashes the process. Each call gets its own.
+    Bc = Bc.copy()
     mask = (block & 1) if bit else block
     if any(any(p) for p in pad):
         mask = np.pad(mask != 0, pad)
