@@ -46,8 +46,8 @@ interleaved over ``--rounds`` rounds of ``--repeats`` repeats each, so a noisy n
 slows every variant rather than one. Ratio columns are "reference time / this time"
 (above 1: this row is faster); against the parallel limit it is the fraction of the
 limit's throughput. A measuring process that dies is started again (3 attempts in all)
-and its deaths are shown in its row: daskbio's threaded ``label`` can crash the process
-inside ``mahotas.label`` (see the README).
+and its deaths are shown in its row (daskbio's threaded ``label`` used to crash inside
+``mahotas.label``: see the README).
 
 Checked on every run: daskbio's gaussian output is bit for bit mahotas' (xxh3 digests of
 the outputs; dask-image's digest is compared too, for information), daskbio's label equals
