@@ -76,9 +76,10 @@ def structuring_element(rng: np.random.Generator, ndim: int, dtype: Any) -> Any:
     if kind == 1:
         return int(rng.integers(1, 3))
     shape = tuple(int(s) for s in rng.choice([1, 3, 5], ndim))
-    if np.dtype(dtype) == bool:
-        return rng.random(shape) < 0.6
-    return rng.integers(0, 3, shape).astype(dtype)
+    centre = tuple(n // 2 for n in shape)
+    box = rng.random(shape) < 0.6 if np.dtype(dtype) == bool else rng.integers(0, 3, shape)
+    box[centre] = 1  # an all-zero element is refused (mahotas reads uninitialised memory)
+    return box.astype(dtype)
 
 
 @dataclass
@@ -329,6 +330,7 @@ BAD_INPUTS = [
     (lambda: morph.cerode(GREY, FLOAT), TypeError, "g must be bool or integer"),
     (lambda: morph.cerode(FLOAT, GREY), TypeError, "f must be bool or integer"),
     (lambda: morph.cerode(GREY, GREY[:5]), ValueError, "g must have f's shape"),
+    (lambda: morph.erode(GREY, np.zeros((3, 3))), ValueError, "Bc must have at least one"),
     (
         lambda: morph.cdilate(GREY.astype(np.uint64), GREY.astype(np.int64)),
         TypeError,

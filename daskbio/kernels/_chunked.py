@@ -63,6 +63,21 @@ def check_structuring_element(Bc: Any, ndim: int, name: str = "Bc") -> np.ndarra
     return Bc
 
 
+def structuring_element(Bc: Any, ndim: int, dtype: Any = np.int32) -> np.ndarray:
+    """``Bc`` as mahotas reads it on an image of ``dtype``: None is the elementary cross and
+    an int mahotas' connectivity code (both expanded as mahotas does); an array is checked
+    and returned as given, for mahotas to cast as each function does."""
+    import mahotas as mh
+
+    if Bc is not None and not (isinstance(Bc, (int, np.integer)) and not isinstance(Bc, bool)):
+        return check_structuring_element(Bc, ndim)
+    if Bc is not None and Bc < 0:
+        raise ValueError(f"Bc must be a non-negative connectivity or an array, got {Bc}")
+    return mh.morph.get_structuring_elem(
+        np.zeros((1,) * ndim, dtype), None if Bc is None else int(Bc)
+    )
+
+
 def halo_of(footprint_shape: Sequence[int]) -> tuple[int, ...]:
     """The halo a neighbourhood of ``footprint_shape`` (odd sides) needs on each axis."""
     return tuple(s // 2 for s in footprint_shape)

@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ._chunked import as_dask, check_dtype, map_local
+from ._chunked import as_dask, check_dtype, map_local, structuring_element
 from .labeling import (
     component_output,
     components,
     is_symmetric,
     neighbour_offsets,
-    structuring_element,
 )
 
 __all__ = ["close_holes", "regmax", "regmin"]

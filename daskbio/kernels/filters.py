@@ -37,6 +37,7 @@ from daskbio.kernels._chunked import (
     check_structuring_element,
     halo_of,
     map_local,
+    structuring_element,
 )
 
 if TYPE_CHECKING:
@@ -131,18 +132,6 @@ def _per_axis(value: Any, ndim: int, name: str) -> tuple:
     if len(values) != ndim:
         raise ValueError(f"{name} must be one value or {ndim} (one per axis), got {value!r}")
     return values
-
-
-def _footprint(Bc: Any, image: da.Array) -> tuple[Any, np.ndarray]:
-    """``Bc`` checked, and the footprint mahotas builds from it (None or an int expanded,
-    cast to the image's dtype)."""
-    from mahotas.morph import get_structuring_elem
-
-    if Bc is None or (isinstance(Bc, int) and not isinstance(Bc, bool)):
-        user = Bc
-    else:
-        user = check_structuring_element(Bc, image.ndim)
-    return user, get_structuring_elem(np.empty((1,) * image.ndim, image.dtype), user)
 
 
 def _gaussian_reach(sigma: Any, name: str = "sigma") -> int:
@@ -297,13 +286,13 @@ def mean_filter(image: Any, Bc: Any, mode: str = "ignore", cval: float = 0.0) ->
     import mahotas as mh
 
     image = _image(image)
-    Bc, footprint = _footprint(Bc, image)
+    Bc = structuring_element(Bc, image.ndim, image.dtype)
     _check_mode(mode, cval)
-    _check_reach(image, halo_of(footprint.shape), mode)
+    _check_reach(image, halo_of(Bc.shape), mode)
     return map_local(
         mh.mean_filter,
         image,
-        depth=halo_of(footprint.shape),
+        depth=halo_of(Bc.shape),
         dtype=np.float64,
         token="mean_filter",
         Bc=Bc,
@@ -347,17 +336,18 @@ def rank_filter(
     import mahotas as mh
 
     image = _image(image)
-    Bc, footprint = _footprint(Bc, image)
+    Bc = structuring_element(Bc, image.ndim, image.dtype)
     rank = _integer(rank, "rank")
-    size = int(np.count_nonzero(footprint))
+    # mahotas counts the footprint after casting it to the image's dtype.
+    size = int(np.count_nonzero(np.asarray(Bc).astype(image.dtype)))
     if not 0 <= rank < size:
         raise ValueError(f"rank must be in 0..{size - 1} for a footprint of {size}, got {rank}")
     _check_mode(mode, cval)
-    _check_reach(image, halo_of(footprint.shape), mode)
+    _check_reach(image, halo_of(Bc.shape), mode)
     return map_local(
         mh.rank_filter,
         image,
-        depth=halo_of(footprint.shape),
+        depth=halo_of(Bc.shape),
         dtype=image.dtype,
         token="rank_filter",
         Bc=Bc,
@@ -550,9 +540,9 @@ def _local_extrema(image: Any, Bc: Any, which: str) -> da.Array:
     import mahotas as mh
 
     image = _image(image)
-    Bc, footprint = _footprint(Bc, image)
+    Bc = structuring_element(Bc, image.ndim, image.dtype)
     return map_local(
-        getattr(mh, which), image, depth=halo_of(footprint.shape), dtype=bool, token=which, Bc=Bc
+        getattr(mh, which), image, depth=halo_of(Bc.shape), dtype=bool, token=which, Bc=Bc
     )
 
 

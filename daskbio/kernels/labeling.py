@@ -31,20 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ._chunked import as_dask, check_dtype, check_structuring_element, merge_thin
+from ._chunked import as_dask, check_dtype, merge_thin, structuring_element
 
 __all__ = ["label"]
 
 ORDERS = ("raster", "chunk")
-
-
-def structuring_element(Bc: Any, ndim: int, dtype: Any = np.int32) -> np.ndarray:
-    """``Bc`` as mahotas reads it (None: the cross; an int: mahotas' connectivity code)."""
-    import mahotas as mh
-
-    if Bc is None or (isinstance(Bc, (int, np.integer)) and not isinstance(Bc, bool)):
-        return mh.morph.get_structuring_elem(np.zeros((1,) * ndim, dtype), Bc)
-    return check_structuring_element(Bc, ndim)
 
 
 def neighbour_offsets(Bc: np.ndarray, dtype: Any = np.int32) -> np.ndarray:

@@ -30,9 +30,9 @@ from daskbio.kernels._chunked import (
     as_dask,
     check_depth,
     check_dtype,
-    check_structuring_element,
     halo_of,
     map_local,
+    structuring_element,
 )
 
 if TYPE_CHECKING:
@@ -43,22 +43,20 @@ __all__ = ["cdilate", "cerode", "close", "cwatershed", "dilate", "distance", "er
 _INTEGER = "bool or integer (mahotas' morphology does not take floats)"
 
 
-def _structuring_element(Bc: Any, image: da.Array) -> np.ndarray:
-    """``Bc`` as mahotas would use it on ``image``: None and ints go through
-    ``mahotas.morph.get_structuring_elem`` (None is the elementary cross)."""
-    if Bc is None or (isinstance(Bc, (int, np.integer)) and not isinstance(Bc, bool)):
-        if Bc is not None and Bc < 0:
-            raise ValueError(f"Bc must be a non-negative connectivity or an array, got {Bc}")
-        probe = np.zeros((1,) * image.ndim, image.dtype)
-        return mh.morph.get_structuring_elem(probe, None if Bc is None else int(Bc))
-    return check_structuring_element(Bc, image.ndim)
+def _element(Bc: Any, image: da.Array) -> np.ndarray:
+    """``Bc`` as mahotas reads it, refusing one with no non-zero element: mahotas' erosions
+    then read uninitialised memory (two identical calls give different results)."""
+    Bc = structuring_element(Bc, image.ndim, image.dtype)
+    if not np.any(Bc):
+        raise ValueError("Bc must have at least one non-zero element")
+    return Bc
 
 
 def _grey(op: Callable[..., np.ndarray], image: Any, Bc: Any, passes: int, name: str) -> da.Array:
     """``op(chunk, Bc)`` for an operator made of ``passes`` erosions/dilations by ``Bc``."""
     image = as_dask(image)
     check_dtype(image, "biu", what=_INTEGER)
-    Bc = _structuring_element(Bc, image)
+    Bc = _element(Bc, image)
     depth = [passes * r for r in halo_of(Bc.shape)]
     return map_local(op, image, depth=depth, dtype=image.dtype, token=name, Bc=Bc)
 
@@ -235,7 +233,7 @@ def cerode(f: Any, g: Any, Bc: Any = None) -> da.Array:
     True
     """
     f, g, dtype = _pair(f, g)
-    Bc = _structuring_element(Bc, f)
+    Bc = _element(Bc, f)
     depth = halo_of(Bc.shape)
     return map_local(mh.cerode, f, g, depth=depth, dtype=dtype, token="cerode", Bc=Bc)
 
@@ -279,7 +277,7 @@ def cdilate(f: Any, g: Any, Bc: Any = None, n: int = 1) -> da.Array:
     f, g, dtype = _pair(f, g)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    Bc = _structuring_element(Bc, f)
+    Bc = _element(Bc, f)
     depth = [int(n) * r for r in halo_of(Bc.shape)]
     return map_local(mh.cdilate, f, g, depth=depth, dtype=dtype, token="cdilate", Bc=Bc, n=int(n))
 
@@ -464,7 +462,7 @@ def cwatershed(
     check_dtype(markers, "biu", "markers", "bool or integer labels")
     if markers.shape != surface.shape:
         raise ValueError(f"markers must have surface's shape {surface.shape}, got {markers.shape}")
-    Bc = _structuring_element(Bc, surface)
+    Bc = structuring_element(Bc, surface.ndim, surface.dtype)
     if depth is None:
         if surface.npartitions > 1:
             raise ValueError(
