@@ -130,7 +130,8 @@ class FileSystemStore(Store):
         # One listing answers both questions: a failure record sits beside its entry.
         names = self._listing({k[:_SHARD] for k in keys})
         n = len(FAILED)
-        failed = {name[:-n] for name in names if name.endswith(FAILED)}
+        # Failure records are few: look for them only among the names that are not keys.
+        failed = {name[:-n] for name in names - keys if name.endswith(FAILED)}
         return keys & names, keys & failed
 
     def _listing(self, shards: set[str]) -> set[str]:

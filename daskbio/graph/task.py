@@ -62,16 +62,21 @@ class Task:
         self.version = version
         self.name = getattr(f, "__name__", type(f).__name__)
         out = bytearray(head or _head(f, version))
-        for root, part in (("args", args), ("kwargs", kwargs)):
-            try:
-                hashing.encode(part, out)
-            except hashing.Unhashable as e:
-                raise _unhashable_error(self.name, e, root) from None
-            except RecursionError:
-                raise TypeError(
-                    f"{self.name}: cannot hash {root}: nested too deeply (does a container "
-                    "hold itself?)"
-                ) from None
+        root = "args"
+        try:
+            hashing.encode(args, out)
+            root = "kwargs"
+            if kwargs:
+                hashing.encode(kwargs, out)
+            else:
+                out += _NO_KWARGS
+        except hashing.Unhashable as e:
+            raise _unhashable_error(self.name, e, root) from None
+        except RecursionError:
+            raise TypeError(
+                f"{self.name}: cannot hash {root}: nested too deeply (does a container "
+                "hold itself?)"
+            ) from None
         self.digest = xxhash.xxh3_128_digest(out)
         self._hex = self.digest.hex()
         self._deps: list[Task] | None = None
@@ -108,6 +113,11 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({self.name}, {self.hash()})"
+
+
+# Most Tasks have no keyword arguments: their encoding is a constant.
+_NO_KWARGS = bytearray()
+hashing.encode({}, _NO_KWARGS)
 
 
 def _head(f: Callable[..., Any], version: str | None) -> bytes:
