@@ -14,6 +14,8 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     "daskbio.cache": None,
+    # Cached arrays larger than this come back as lazy dask arrays (daskbio/cache/arrays.py).
+    "daskbio.lazy-above": "256 MiB",
 }
 
 

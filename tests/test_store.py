@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from daskbio.cache import CorruptEntry, FileSystemStore, MemoryStore, Store
+from daskbio.cache import CorruptEntry, FileSystemStore, MemoryStore, Store, ZarrStore
 
 KEY = "0123456789abcdef" * 2
 OTHER = "fedcba9876543210" * 2
@@ -35,13 +36,116 @@ class StoreTests:
         assert store.has(KEY)
         assert store.load(KEY) == value
 
-    def test_numpy_arrays_are_stored_as_npy_not_pickle(self, store: Store):
-        arr = np.arange(12, dtype=">u2").reshape(3, 4)[:, ::2]
-        store.save(KEY, arr)
-        assert store.metadata(KEY)["format"] == "npy"
+    @pytest.mark.parametrize(
+        "arr",
+        [
+            np.arange(12, dtype=">u2").reshape(3, 4)[:, ::2],
+            np.array([[True, False], [False, True]]),
+            np.linspace(0, 1, 1000, dtype=np.float32).reshape(10, 10, 10),
+            np.arange(6, dtype=np.complex128) * 1j,
+            np.asfortranarray(np.arange(20, dtype=np.int64).reshape(4, 5)),
+        ],
+        ids=["big-endian-strided", "bool", "float32-3d", "complex", "fortran"],
+    )
+    def test_numeric_arrays_are_stored_as_zarr_and_load_back_equal(self, store: Store, arr):
+        size = store.save(KEY, arr)
+        meta = store.metadata(KEY)
+        assert meta["format"] == "zarr"
+        assert meta["array"]["shape"] == list(arr.shape)
+        assert 0 < size == meta["size"] <= store._array_bytes(KEY)
         back = store.load(KEY)
+        assert type(back) is np.ndarray
         np.testing.assert_array_equal(back, arr)
-        assert back.dtype == arr.dtype
+        # Zarr reads in the machine's byte order; the values are the same.
+        assert back.dtype == arr.dtype.newbyteorder("=")
+
+    @pytest.mark.parametrize(
+        "arr", [np.array(["a", "bc"]), np.float64(2.5) * np.ones(()), np.array([{}], dtype=object)]
+    )
+    def test_other_arrays_are_kept_in_the_entry_itself(self, store: Store, arr):
+        store.save(KEY, arr)
+        assert store.metadata(KEY)["format"] in ("npy", "pickle")
+        assert store._array_bytes(KEY) == 0
+        np.testing.assert_array_equal(store.load(KEY), arr)
+
+    def test_a_dask_array_is_written_chunk_by_chunk_on_a_regular_grid(self, store: Store):
+        da = pytest.importorskip("dask.array")
+        x = da.arange(100, chunks=((30, 20, 50),)).reshape(10, 10)
+        store.save(KEY, x)
+        meta = store.metadata(KEY)["array"]
+        assert meta["chunks"] == list(x.chunksize)
+        np.testing.assert_array_equal(store.load(KEY), np.arange(100).reshape(10, 10))
+
+    def test_arrays_above_the_lazy_threshold_load_as_dask_arrays_chunked_as_stored(
+        self, store: Store
+    ):
+        da = pytest.importorskip("dask.array")
+        dask = pytest.importorskip("dask")
+        x = da.ones((40, 30), chunks=(16, 10), dtype=np.uint16)
+        store.save(KEY, x)
+        with dask.config.set({"daskbio.lazy-above": "2 kB"}):
+            lazy = store.load(KEY)
+        assert isinstance(lazy, da.Array)
+        assert lazy.chunks == ((16, 16, 8), (10, 10, 10))
+        assert int(lazy.sum()) == 1200
+        with dask.config.set({"daskbio.lazy-above": "1 MiB"}):
+            assert type(store.load(KEY)) is np.ndarray
+
+    def test_an_interrupted_dask_write_resumes_with_only_the_missing_chunks(self, store: Store):
+        da = pytest.importorskip("dask.array")
+        dask = pytest.importorskip("dask")
+        zarr = pytest.importorskip("zarr")
+        computed: list[tuple[int, int]] = []
+        fail = [True]
+
+        def block(x, block_info=None):
+            index = block_info[0]["chunk-location"]
+            computed.append(index)
+            if fail[0] and len(computed) == 6:
+                raise RuntimeError("worker lost")
+            # Odd blocks are zero, the fill value: Zarr stores nothing for them.
+            return x + (sum(index) % 2 == 0)
+
+        x = da.zeros((16, 16), chunks=4, dtype=np.uint8).map_blocks(block, dtype=np.uint8)
+        # One thread, so that no other chunk is still being written when the error comes.
+        with dask.config.set(num_workers=1), pytest.raises(RuntimeError, match="worker lost"):
+            store.save(KEY, x)
+        assert not store.has(KEY)
+        assert store.partial() == {KEY}
+        done = zarr.open_array(store._array_store(KEY), path="done", mode="r")[...]
+        finished = {tuple(map(int, i)) for i in np.argwhere(done)}
+        assert finished == set(computed[:5])
+
+        computed.clear()
+        fail[0] = False
+        store.save(KEY, x)
+        assert sorted(computed) == sorted(set(np.ndindex(4, 4)) - finished)
+        expected = np.kron((np.indices((4, 4)).sum(axis=0) % 2 == 0), np.ones((4, 4)))
+        np.testing.assert_array_equal(store.load(KEY), expected.astype(np.uint8))
+        assert store.partial() == set()
+
+    def test_a_corrupted_array_chunk_is_detected_on_load(self, store: Store):
+        zarr = pytest.importorskip("zarr")
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        store.save(KEY, np.arange(1000))
+        where = store._array_store(KEY)
+        root = where if isinstance(where, zarr.storage.StorePath) else zarr.storage.StorePath(where)
+        chunk = root / f"{store.metadata(KEY)['array']['path']}/c/0"
+        data = bytearray(sync(chunk.get()).to_bytes())
+        data[len(data) // 2] ^= 0xFF
+        sync(chunk.set(default_buffer_prototype().buffer.from_bytes(bytes(data))))
+        with pytest.raises(CorruptEntry, match="checksum"):
+            store.load(KEY)
+
+    def test_delete_and_size_cover_the_array_data(self, store: Store):
+        store.save(KEY, np.arange(10_000))
+        size = store.size(KEY)
+        assert size > store._array_bytes(KEY) > 0
+        assert store.delete(KEY) == size
+        assert store._array_bytes(KEY) == 0
+        assert store.partial() == set() and store.keys() == []
 
     def test_metadata_holds_what_was_given_plus_size_checksum_format(self, store: Store):
         store.save(KEY, "value", {"name": "f", "deps": ["x"]})
@@ -110,6 +214,30 @@ class TestMemoryStore(StoreTests):
     @pytest.fixture
     def store(self) -> Store:
         return MemoryStore()
+
+
+class TestZarrStoreOnLocalStore(StoreTests):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        zarr = pytest.importorskip("zarr")
+        return ZarrStore(zarr.storage.LocalStore(tmp_path / "cache"))
+
+    def test_the_layout_is_the_filesystem_stores(self, tmp_path):
+        ZarrStore(tmp_path).save(KEY, 42)
+        ZarrStore(tmp_path).save(OTHER, np.ones(3))
+        assert FileSystemStore(tmp_path).load(KEY) == 42
+        np.testing.assert_array_equal(FileSystemStore(tmp_path).load(OTHER), np.ones(3))
+
+
+class TestZarrStoreOnAnFsspecUrl(StoreTests):
+    @pytest.fixture
+    def store(self) -> Store:
+        fsspec = pytest.importorskip("fsspec")
+        url = f"memory://daskbio-test-{uuid.uuid4().hex}"
+        yield ZarrStore(url)
+        memory = fsspec.filesystem("memory")
+        if memory.exists(url):
+            memory.rm(url, recursive=True)
 
 
 class TestFileSystemStore(StoreTests):

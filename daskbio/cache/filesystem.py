@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from daskbio.cache.store import FAILED, HEADER_BYTES, Store
+from daskbio.cache.store import ARRAY, FAILED, HEADER_BYTES, Store
 
 _SHARD = 2
 
 
 class FileSystemStore(Store):
-    """Entries as files under ``root/<first two hex digits>/<hash>``.
+    """Entries as files under ``root/<first two hex digits>/<hash>``, array results as
+    Zarr folders beside them (``<hash>.zarr/``).
 
     Each file is written under a hidden temporary name in the same folder and renamed
     into place, so a process killed at any instant leaves either the whole entry or
@@ -80,6 +83,24 @@ class FileSystemStore(Store):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def _array_store(self, key: str) -> Any:
+        from zarr.storage import LocalStore
+
+        return LocalStore(self._path(key) + ARRAY)
+
+    def _array_bytes(self, key: str) -> int:
+        total = 0
+        for folder, _, files in os.walk(self._path(key) + ARRAY):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(folder, name)).st_size
+        return total
+
+    def _delete_array(self, key: str) -> int:
+        freed = self._array_bytes(key)
+        shutil.rmtree(self._path(key) + ARRAY, ignore_errors=True)
+        return freed
 
     def _delete(self, name: str) -> int:
         path = self._path(name)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
-from daskbio.cache.store import HEADER_BYTES, Store
+from daskbio.cache.store import ARRAY, HEADER_BYTES, Store
 
 
 class MemoryStore(Store):
@@ -23,6 +24,7 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._arrays: dict[str, dict[str, Any]] = {}
         self._guard = threading.Lock()
 
     def _read(self, name: str, header_only: bool = False) -> bytes:
@@ -39,4 +41,20 @@ class MemoryStore(Store):
         return 0 if blob is None else len(blob)
 
     def _names(self, prefix: str = "") -> Iterable[str]:
-        return [n for n in list(self._blobs) if n.startswith(prefix)]
+        names = list(self._blobs) + [k + ARRAY for k, group in list(self._arrays.items()) if group]
+        return [n for n in names if n.startswith(prefix)]
+
+    def _array_store(self, key: str) -> Any:
+        from zarr.storage import MemoryStore
+
+        with self._guard:
+            return MemoryStore(self._arrays.setdefault(key, {}))
+
+    def _array_bytes(self, key: str) -> int:
+        return sum(len(chunk) for chunk in list(self._arrays.get(key, {}).values()))
+
+    def _delete_array(self, key: str) -> int:
+        freed = self._array_bytes(key)
+        with self._guard:
+            self._arrays.pop(key, None)
+        return freed

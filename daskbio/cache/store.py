@@ -1,12 +1,15 @@
 """The Store interface: a content-addressed cache of results, keyed by Task hash.
 
 A backend implements five byte-level primitives (``_read``, ``_write``, ``_delete``,
-``_names`` and optionally ``_contains_many``); everything else — entry layout,
-checksums, failure records — lives here, once. Backends know nothing of Tasks.
+``_names`` and optionally ``_contains_many``) and three for array data (``_array_store``,
+``_array_bytes``, ``_delete_array``); everything else — entry layout, checksums, failure
+records — lives here, once. Backends know nothing of Tasks.
 
 An entry is one blob: a magic line, one line of JSON metadata, then the payload. The
 blob is written under a temporary name and renamed, so a reader sees a whole entry or
 none (ARCHITECTURE.md decision 5). The metadata's checksum is verified on every load.
+Numeric arrays are not in the blob: they are a Zarr group named ``<key>.zarr`` beside it
+(see :mod:`daskbio.cache.arrays`), written first, and committed by the blob.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 import xxhash
 
-from daskbio.cache import formats
+from daskbio.cache import arrays, formats
 
 MAGIC = b"DASKBIO-ENTRY-1\n"
 FAILED = ".failed"
+ARRAY = ".zarr"
 MARK = "mark."
 # Enough to hold the metadata of all but Tasks with thousands of dependencies.
 HEADER_BYTES = 4096
@@ -76,6 +80,19 @@ class Store(ABC):
     def _names(self, prefix: str = "") -> Iterable[str]:
         """Every name stored (that starts with ``prefix``)."""
 
+    @abstractmethod
+    def _array_store(self, key: str) -> Any:
+        """Where the Zarr group of ``key``'s array lives: anything ``zarr.open_group``
+        accepts (a Zarr store, or a ``StorePath`` inside one)."""
+
+    @abstractmethod
+    def _array_bytes(self, key: str) -> int:
+        """Bytes stored in ``key``'s Zarr group (0 when there is none)."""
+
+    @abstractmethod
+    def _delete_array(self, key: str) -> int:
+        """Remove ``key``'s Zarr group; return the bytes freed (0 when it was absent)."""
+
     def _contains_many(self, names: set[str]) -> set[str]:
         return names.intersection(self._names())
 
@@ -101,27 +118,39 @@ class Store(ABC):
         meta: dict[str, Any] | None = None,
         clear_failure: bool = True,
     ) -> int:
-        """Store ``value`` under ``key`` with ``meta``; return the payload's size in bytes.
+        """Store ``value`` under ``key`` with ``meta``; return the stored size in bytes.
 
-        Any failure record of ``key`` is removed, unless ``clear_failure`` is False (the
-        caller knows there is none: this saves a file-system call per entry).
+        Numeric numpy and dask arrays are written as Zarr (a dask array chunk by chunk, by
+        the workers, resuming an interrupted write of the same key); the entry commits
+        once the whole array is written. Any failure record of ``key`` is removed, unless
+        ``clear_failure`` is False (the caller knows there is none: this saves a
+        file-system call per entry).
         """
-        fmt, payload = formats.dumps(value)
         header = dict(meta or {})
+        if arrays.is_array(value):
+            fmt, payload = arrays.FORMAT, b""
+            header["array"] = arrays.write(self._array_store(key), value)
+            size = header["array"]["stored"]
+        else:
+            fmt, payload = formats.dumps(value)
+            size = len(payload)
         header.update(
             key=key,
             format=fmt,
-            size=len(payload),
+            size=size,
             checksum=xxhash.xxh3_64_hexdigest(payload),
             written=time.time(),
         )
         self._write(key, _pack(header, payload))
         if clear_failure:
             self._delete(key + FAILED)
-        return len(payload)
+        return size
 
     def load(self, key: str) -> Any:
         """The value stored under ``key``.
+
+        A stored array larger than the ``daskbio.lazy-above`` setting (256 MiB by default)
+        comes back as a lazy dask array over the stored Zarr, chunked as stored.
 
         Raises
         ------
@@ -135,6 +164,10 @@ class Store(ABC):
         if xxhash.xxh3_64_hexdigest(payload) != header.get("checksum"):
             raise CorruptEntry(key, "checksum mismatch")
         try:
+            if header["format"] == arrays.FORMAT:
+                # Zarr checks each chunk's CRC32C as it reads it: here for a numpy
+                # result, in the computation that reads it for a lazy one.
+                return arrays.load(self._array_store(key), header["array"]["path"])
             return formats.loads(header["format"], payload)
         except Exception as e:
             raise CorruptEntry(key, f"cannot decode: {e}") from e
@@ -159,20 +192,30 @@ class Store(ABC):
         return [one(k) for k in keys]
 
     def size(self, key: str) -> int:
-        """Bytes stored for ``key`` (entry and failure record); 0 when there are none."""
-        total = 0
+        """Bytes stored for ``key`` (entry, array and failure record); 0 when none are."""
+        total = self._array_bytes(key)
         for name in (key, key + FAILED):
             with contextlib.suppress(KeyError):
                 total += len(self._read(name))
         return total
 
     def delete(self, key: str) -> int:
-        """Remove the entry and any failure record of ``key``; return the bytes freed."""
-        return self._delete(key) + self._delete(key + FAILED)
+        """Remove the entry, array and failure record of ``key``; return the bytes freed.
+
+        The entry goes first, so a reader never finds an entry whose array is half gone.
+        """
+        return self._delete(key) + self._delete_array(key) + self._delete(key + FAILED)
 
     def keys(self) -> list[str]:
         """Every key with a stored result."""
         return [n for n in self._names() if "." not in n]
+
+    def partial(self) -> set[str]:
+        """Keys with array data but no entry: array writes that were interrupted (the
+        next write of the same key resumes them)."""
+        n = len(ARRAY)
+        started = {name[:-n] for name in self._names() if name.endswith(ARRAY)}
+        return started - self._contains_many(started)
 
     def mark(self, name: str) -> None:
         """Leave an empty marker ``name`` (e.g. "this function was run with this code").

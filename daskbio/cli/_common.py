@@ -20,20 +20,20 @@ pipeline_argument = click.argument(
 )
 cache_option = click.option(
     "--cache",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Cache folder. Default: the Dask config key daskbio.cache, else FILE's stem + "
-    "'.daskbio' beside FILE.",
+    metavar="PATH|URL",
+    help="Cache folder, or a URL Zarr can open (s3://bucket/cache). Default: the Dask "
+    "config key daskbio.cache, else FILE's stem + '.daskbio' beside FILE.",
 )
 
 
-def store_for(file: Path, cache: Path | None) -> Store:
+def store_for(file: Path, cache: str | None) -> Store:
     """The store ``--cache`` names, or the one beside ``file``."""
     return open_store(cache, pipeline_file=file)
 
 
 @contextmanager
 def open_pipeline(
-    file: Path, cache: Path | None, may_compute: bool = False, **settings: Any
+    file: Path, cache: str | None, may_compute: bool = False, **settings: Any
 ) -> Iterator[tuple[Pipeline, Store]]:
     """Load ``file`` with its store, turning a missing file into a one-line error."""
     store = store_for(file, cache)

@@ -21,7 +21,7 @@ def missing(pipeline: Pipeline, store) -> int:
 @main.command()
 @pipeline_argument
 @cache_option
-def check(file: Path, cache: Path | None) -> None:
+def check(file: Path, cache: str | None) -> None:
     """Exit with status 0 if every Task of FILE is done, 1 otherwise (Jug's check).
 
     \b

@@ -14,11 +14,12 @@ from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument
 @pipeline_argument
 @cache_option
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-def cleanup(file: Path, cache: Path | None, dry_run: bool) -> None:
+def cleanup(file: Path, cache: str | None, dry_run: bool) -> None:
     """Remove the cache entries that no Task of FILE reaches, and print the bytes freed.
 
-    Also removes what interrupted writes left behind (hidden temporary files over an
-    hour old).
+    Also removes what interrupted writes left behind: hidden temporary files over an
+    hour old, and partly written arrays of Tasks FILE no longer makes (those of its own
+    Tasks are kept: the next run resumes them).
 
     \b
     Example:
@@ -31,7 +32,8 @@ def cleanup(file: Path, cache: Path | None, dry_run: bool) -> None:
                 "or entries that its later Tasks need could be removed"
             )
         keep = pipeline.hashes()
-        unreached = [k for k in set(store.keys()) | store.failures() if k not in keep]
+        found = set(store.keys()) | store.failures() | store.partial()
+        unreached = [k for k in found if k not in keep]
         freed = 0
         for key in unreached:
             freed += store.size(key) if dry_run else store.delete(key)

@@ -74,7 +74,7 @@ def matching(store: Store, task: str) -> set[str]:
 )
 @cache_option
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-def invalidate(task: str, file: Path, cache: Path | None, dry_run: bool) -> None:
+def invalidate(task: str, file: Path, cache: str | None, dry_run: bool) -> None:
     """Remove the results of TASK and of every Task downstream of it, so they recompute.
 
     TASK is a function name (all its Tasks) or a prefix of a Task's hash.

@@ -50,7 +50,7 @@ def _connect(scheduler: str, workers: int | None):  # -> (scheduler for compute,
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Threads, processes or workers to use.")
 @cache_option
-def run(file: Path, scheduler: str, workers: int | None, cache: Path | None) -> None:
+def run(file: Path, scheduler: str, workers: int | None, cache: str | None) -> None:
     """Compute every Task FILE makes that is not cached yet.
 
     \b

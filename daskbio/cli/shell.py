@@ -12,7 +12,7 @@ from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument
 @main.command()
 @pipeline_argument
 @cache_option
-def shell(file: Path, cache: Path | None) -> None:
+def shell(file: Path, cache: str | None) -> None:
     """Open a Python shell with FILE's names loaded and value() at hand (Jug's shell).
 
     Nothing is computed: value(task) loads cached results and says which are missing.

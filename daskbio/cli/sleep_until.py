@@ -22,7 +22,7 @@ from daskbio.cli.check import missing
     help="Seconds between checks.",
 )
 @cache_option
-def sleep_until(file: Path, interval: float, cache: Path | None) -> None:
+def sleep_until(file: Path, interval: float, cache: str | None) -> None:
     """Wait until every Task of FILE is done (e.g. computed by runs elsewhere).
 
     \b

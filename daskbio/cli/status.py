@@ -26,7 +26,7 @@ COLUMNS = ["total", "done", "failed", "waiting", "stale"]
     "--json", "as_json", is_flag=True, help="Print one JSON object keyed by function name."
 )
 @cache_option
-def status(file: Path, as_json: bool, cache: Path | None) -> None:
+def status(file: Path, as_json: bool, cache: str | None) -> None:
     """Show, per function, how many of FILE's Tasks are done, failed, waiting, and stale
     (done, but computed by code that has changed since).
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import xxhash
 
-from daskbio.cache import Store
+from daskbio.cache import Store, arrays
 from daskbio.graph import hashing
 from daskbio.graph.task import Task, Tasklet, replace_tasks
 
@@ -165,6 +165,9 @@ def run_job(job: Job, *dep_values: Any) -> Any:
         clear_failure=job.failed_before,
     )
     job.store.mark(code_mark(job.identity, fp))
+    if arrays.is_dask_array(result):
+        # Dependents read the written array rather than compute its graph a second time.
+        return job.store.load(job.key)
     return result
 
 
