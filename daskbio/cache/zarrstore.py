@@ -24,7 +24,8 @@ class ZarrStore(Store):
     ----------
     store : zarr.abc.store.Store, str or path
         A Zarr store, a URL (``"memory://cache"``, ``"s3://bucket/cache"``, ...) opened
-        with ``zarr.storage.FsspecStore.from_url``, or a local folder.
+        with ``zarr.storage.FsspecStore.from_url``, or a local folder (also as a
+        ``file://`` URL).
 
     Examples
     --------
@@ -36,9 +37,14 @@ class ZarrStore(Store):
     """
 
     def __init__(self, store: Any) -> None:
+        import urllib.parse
+
         import zarr.storage
 
-        if isinstance(store, str) and "://" in store:
+        if isinstance(store, str) and store.startswith("file://"):
+            # Zarr's own LocalStore makes folders as needed and writes atomically.
+            store = zarr.storage.LocalStore(urllib.parse.unquote(store[len("file://") :]))
+        elif isinstance(store, str) and "://" in store:
             store = zarr.storage.FsspecStore.from_url(store)
         elif isinstance(store, (str, os.PathLike)):
             store = zarr.storage.LocalStore(store)

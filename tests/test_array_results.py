@@ -1,0 +1,203 @@
+"""Array results end to end: written chunk by chunk by the workers, resumed after a kill,
+read back lazily, and cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from dask.utils import key_split
+
+from daskbio import TaskGenerator, compute, value
+from daskbio.cache import FileSystemStore, open_store
+from daskbio.graph.compute import session
+from tests.conftest import DASKBIO, daskbio, write_pipeline
+
+# A 64 x 64 array in 8 x 8 chunks whose chunk function logs its index and takes a while,
+# so a run can be killed part way through writing it. Even chunks are 1 + row, odd ones
+# zero (Zarr's fill value: it stores nothing for them).
+SLOW_ARRAY = """
+    import os
+    import time
+
+    import dask.array as da
+    import numpy as np
+
+    from daskbio import TaskGenerator
+
+    def chunk(block, block_info=None):
+        i, j = block_info[0]["chunk-location"]
+        with open(os.environ["CHUNK_LOG"], "a") as log:
+            log.write(f"{i} {j}\\n")
+        time.sleep(float(os.environ.get("CHUNK_SECONDS", "0")))
+        return block + (i + 1) * ((i + j) % 2 == 0)
+
+    @TaskGenerator
+    def big(n):
+        return da.zeros((n, n), chunks=8, dtype=np.uint16).map_blocks(chunk, dtype=np.uint16)
+
+    @TaskGenerator
+    def total(x):
+        return int(x.sum())
+
+    result = total(big(64))
+"""
+
+
+def expected_big() -> np.ndarray:
+    i, j = np.indices((8, 8))
+    return np.kron((i + 1) * ((i + j) % 2 == 0), np.ones((8, 8))).astype(np.uint16)
+
+
+def logged(log: Path) -> list[tuple[int, int]]:
+    if not log.exists():
+        return []
+    return [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
+
+
+def key_named(store: FileSystemStore, name: str) -> str:
+    keys = store.keys()
+    (key,) = [k for k, m in zip(keys, store.metadata_many(keys)) if m["name"] == name]
+    return key
+
+
+def array_group(cache: Path) -> Path:
+    (group,) = cache.glob("*/*.zarr")
+    return group
+
+
+def test_a_run_killed_mid_write_resumes_with_only_the_missing_chunks(tmp_path):
+    pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
+    cache = tmp_path / "pipeline.daskbio"
+    log = tmp_path / "chunks.log"
+    env = {**os.environ, "CHUNK_LOG": str(log), "CHUNK_SECONDS": "0.1"}
+    child = subprocess.Popen(
+        [*DASKBIO, "run", str(pipeline), "--scheduler", "threads"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len(logged(log)) < 24 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert 0 < len(logged(log)) < 64, "the run must be killed part way through the array"
+
+    group = array_group(cache)
+    done = zarr.open_array(group, path="done", mode="r")[...]
+    finished = {(int(i), int(j)) for i, j in np.argwhere(done)}
+    assert 0 < len(finished) < 64
+    report = json.loads(daskbio("status", pipeline, "--json", check=True).stdout)
+    assert report["big"]["waiting"] == 1
+
+    log.unlink()
+    env["CHUNK_SECONDS"] = "0"
+    out = subprocess.run(
+        [*DASKBIO, "run", str(pipeline)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    rerun = logged(log)
+    assert sorted(rerun) == sorted(set(np.ndindex(8, 8)) - finished)
+    assert f": {int(expected_big().sum())}" in out.stdout
+
+    store = FileSystemStore(cache)
+    key = key_named(store, "big")
+    np.testing.assert_array_equal(store.load(key), expected_big())
+
+
+def test_a_dask_array_result_is_written_by_every_worker_not_gathered(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
+    log = tmp_path / "chunks.log"
+    # The workers' chunk function reads these.
+    monkeypatch.setenv("CHUNK_LOG", str(log))
+    monkeypatch.setenv("CHUNK_SECONDS", "0.02")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with distributed.get_task_stream(client) as stream:
+            out = subprocess.run(
+                [*DASKBIO, "run", str(pipeline), "--scheduler", cluster.scheduler_address],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        assert out.returncode == 0, out.stderr
+    # One "store_chunk" task per chunk, each run by the worker that computed the chunk.
+    stored = {t["key"]: t["worker"] for t in stream.data if key_split(t["key"]) == "store_chunk"}
+    assert len(stored) == 64
+    assert len(set(stored.values())) == 2, "both workers wrote chunks"
+    store = FileSystemStore(tmp_path / "pipeline.daskbio")
+    big = store.metadata(key_named(store, "big"))
+    assert big["format"] == "zarr" and big["array"]["chunks"] == [8, 8]
+    # Every chunk was computed once, although "total" read the array after it was written.
+    assert sorted(logged(log)) == sorted(np.ndindex(8, 8))
+
+
+@TaskGenerator
+def ramp(n: int):
+    return da.arange(n * n, chunks=n * n // 4, dtype=np.int32).reshape(n, n)
+
+
+@TaskGenerator
+def plus_one(x):
+    return x + 1
+
+
+def test_value_of_a_large_cached_array_is_lazy_and_chunked_as_stored(tmp_path):
+    cache = tmp_path / "cache"
+    task = plus_one(ramp(64))
+    with dask.config.set({"daskbio.lazy-above": "4 KiB"}):
+        result = compute(task, cache=cache, scheduler="threads")
+        with session(store=open_store(cache)):
+            again = value(task)
+    for x in (result, again):
+        assert isinstance(x, da.Array)
+        assert x.chunks == ((16, 16, 16, 16), (64,))
+        np.testing.assert_array_equal(x.compute(), np.arange(64 * 64).reshape(64, 64) + 1)
+    with dask.config.set({"daskbio.lazy-above": "1 GiB"}):
+        assert type(compute(task, cache=cache)) is np.ndarray
+
+
+def test_cleanup_removes_partial_arrays_of_tasks_the_pipeline_no_longer_makes(tmp_path):
+    pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
+    cache = tmp_path / "pipeline.daskbio"
+    store = FileSystemStore(cache)
+    env = {**os.environ, "CHUNK_LOG": str(tmp_path / "log")}
+    daskbio("run", pipeline, env=env, check=True)
+    own = key_named(store, "big")
+    other = "cd" * 16
+    store.save(other, da.ones((4, 4), chunks=2))
+    for key in (own, other):
+        store._delete(key)  # as if killed before the commit
+    assert store.partial() == {own, other}
+    out = daskbio("cleanup", pipeline, env=env, check=True)
+    assert "1 entries" in out.stdout
+    assert store.partial() == {own}
+
+
+def test_a_cache_url_is_opened_as_a_zarr_store(tmp_path):
+    pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
+    url = (tmp_path / "remote").as_uri()
+    env = {**os.environ, "CHUNK_LOG": str(tmp_path / "log")}
+    out = daskbio("run", pipeline, "--cache", url, env=env, check=True)
+    assert f"Cache: {url}" in out.stdout
+    report = json.loads(daskbio("status", pipeline, "--json", "--cache", url, env=env).stdout)
+    assert report["big"]["done"] == 1 and report["total"]["done"] == 1
+    # Same layout as the filesystem store: readable without Zarr's URL machinery too.
+    store = FileSystemStore(tmp_path / "remote")
+    key = key_named(store, "big")
+    np.testing.assert_array_equal(store.load(key), expected_big())
