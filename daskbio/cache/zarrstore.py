@@ -43,11 +43,13 @@ class ZarrStore(Store):
 
         if isinstance(store, str) and store.startswith("file://"):
             # Zarr's own LocalStore makes folders as needed and writes atomically.
-            store = zarr.storage.LocalStore(urllib.parse.unquote(store[len("file://") :]))
+            path = urllib.parse.unquote(store[len("file://") :])
+            store = zarr.storage.LocalStore(os.path.abspath(path))
         elif isinstance(store, str) and "://" in store:
             store = zarr.storage.FsspecStore.from_url(store)
         elif isinstance(store, (str, os.PathLike)):
-            store = zarr.storage.LocalStore(store)
+            # Absolute, so that workers running in another folder find the same store.
+            store = zarr.storage.LocalStore(os.path.abspath(store))
         elif not isinstance(store, zarr.abc.store.Store):
             raise TypeError(
                 f"store must be a Zarr store, a URL or a folder, got {type(store).__name__}"
