@@ -2,10 +2,13 @@
 
 Every measure is one reduction: a small per-chunk table indexed by label (``np.bincount``
 style, with the chunk's offset coordinates where positions matter), then ONE task that
-combines the tables — one task per chunk plus one in all. Measures are computed when called
-(with Dask's current scheduler: set it with ``dask.config.set(scheduler=...)``) and return
-numpy arrays indexed by label, laid out as ``mahotas.labeled`` lays them out. The edits
-(``remove_bordering``, ``remove_regions``, ``relabel``) return lazy dask arrays.
+combines the tables — one task per chunk plus one in all. A chunk's table keeps only the
+rows of the labels in that chunk: a dense one has a row for every label below the chunk's
+largest, and a thousand chunks of an image with 400,000 objects would hold gigabytes of them.
+Measures are computed when called (with Dask's current scheduler: set it with
+``dask.config.set(scheduler=...)``) and return numpy arrays indexed by label, laid out as
+``mahotas.labeled`` lays them out. The edits (``remove_bordering``, ``remove_regions``,
+``relabel``) return lazy dask arrays.
 
 Labels are non-negative integers; a negative label raises a ValueError when computed.
 """
@@ -72,19 +75,36 @@ def _reduce(
     return dask.delayed(combine, pure=True)(parts)
 
 
+def _reduce_tables(
+    per_chunk: Callable[..., Any], combine: Callable[..., Any], *arrays: Any, **kwargs: Any
+) -> Any:
+    """:func:`_reduce` over per-label tables: ``per_chunk`` gives a dense table (row ``i``
+    for label ``i``), ``combine`` gets ``(labels, rows)`` pairs holding the present labels'."""
+    return _reduce(_partial(_present_rows, per_chunk=per_chunk), combine, *arrays, **kwargs)
+
+
+def _present_rows(*args: Any, per_chunk: Callable[..., Any], **kwargs: Any) -> tuple:
+    table = per_chunk(*args, **kwargs)
+    labels = args[-2]  # the labelled block comes last, before the chunk's start
+    counts = np.bincount(labels.ravel(), minlength=len(table))[: len(table)]
+    present = np.flatnonzero(counts)
+    return present, table[present]
+
+
+def _scattered(parts: list[tuple], fill: Any, dtype: Any, ufunc: Any) -> np.ndarray:
+    """One dense table from the parts' rows, rows of one label combined with ``ufunc``."""
+    n = max((int(labels[-1]) + 1 for labels, _ in parts if len(labels)), default=0)
+    rows = next((r for _, r in parts), np.empty((0,)))
+    out = np.full((n, *rows.shape[1:]), fill, dtype=dtype)
+    for labels, values in parts:
+        out[labels] = ufunc(out[labels], values)
+    return out
+
+
 def _checked(block: np.ndarray) -> np.ndarray:
     if block.size and block.min() < 0:
         raise ValueError(f"labeled must not contain negative labels, got {block.min()}")
     return block
-
-
-def _stacked(parts: list[np.ndarray], fill: Any, dtype: Any) -> np.ndarray:
-    """Per-chunk tables of different lengths, padded with ``fill`` to one 2-d array."""
-    n = max(len(p) for p in parts)
-    out = np.full((len(parts), n, *parts[0].shape[1:]), fill, dtype=dtype)
-    for row, p in zip(out, parts):
-        row[: len(p)] = p
-    return out
 
 
 # --- sizes ------------------------------------------------------------------------------------
@@ -94,8 +114,8 @@ def _size_part(block: np.ndarray, start: tuple[int, ...]) -> np.ndarray:
     return np.bincount(_checked(block).ravel())
 
 
-def _size_total(parts: list[np.ndarray]) -> np.ndarray:
-    return _stacked(parts, 0, np.int64).sum(axis=0).astype(np.uint32)
+def _size_total(parts: list[tuple]) -> np.ndarray:
+    return _scattered(parts, 0, np.int64, np.add).astype(np.uint32)
 
 
 def labeled_size(labeled: Any) -> np.ndarray:
@@ -119,7 +139,7 @@ def labeled_size(labeled: Any) -> np.ndarray:
     array([2, 3, 1], dtype=uint32)
     """
     arr = _labeled(labeled)
-    return _reduce(_size_part, _size_total, arr).compute()
+    return _reduce_tables(_size_part, _size_total, arr).compute()
 
 
 sizes = labeled_size
@@ -148,11 +168,12 @@ def _bbox_part(block: np.ndarray, start: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _bbox_total(parts: list[np.ndarray]) -> np.ndarray:
-    stacked = _stacked(parts, -1, np.int64)
-    low = np.where(stacked[..., ::2] < 0, np.iinfo(np.int64).max, stacked[..., ::2]).min(axis=0)
-    high = stacked[..., 1::2].max(axis=0)
-    out = np.zeros((stacked.shape[1], stacked.shape[2]), np.intp)
+def _bbox_total(parts: list[tuple]) -> np.ndarray:
+    low = _scattered(
+        [(i, r[:, ::2]) for i, r in parts], np.iinfo(np.int64).max, np.int64, np.minimum
+    )
+    high = _scattered([(i, r[:, 1::2]) for i, r in parts], -1, np.int64, np.maximum)
+    out = np.zeros((len(low), 2 * low.shape[1] if low.ndim == 2 else 0), np.intp)
     present = high[:, 0] > 0
     out[present, ::2] = low[present]
     out[present, 1::2] = high[present]
@@ -184,7 +205,7 @@ def bbox(labeled: Any) -> np.ndarray:
            [1, 2, 2, 3]])
     """
     arr = _labeled(labeled)
-    return _reduce(_bbox_part, _bbox_total, arr).compute()
+    return _reduce_tables(_bbox_part, _bbox_total, arr).compute()
 
 
 # --- centres of mass --------------------------------------------------------------------------
@@ -200,10 +221,12 @@ def _mass_part(image: np.ndarray, block: np.ndarray, start: tuple[int, ...]) -> 
     return np.stack(moments, axis=1)
 
 
-def _mass_total(parts: list[np.ndarray]) -> np.ndarray:
-    moments = _stacked(parts, 0.0, np.float64).sum(axis=0)
+def _mass_total(parts: list[tuple]) -> np.ndarray:
+    moments = _scattered(parts, 0.0, np.float64, np.add)
+    weight = moments[:, :1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return moments[:, 1:] / moments[:, :1]
+        # NaN, as mahotas gives, also where weights cancel out (x / 0 would be inf).
+        return np.where(weight == 0, np.nan, moments[:, 1:] / weight)
 
 
 def center_of_mass(image: Any, labeled: Any) -> np.ndarray:
@@ -236,7 +259,7 @@ def center_of_mass(image: Any, labeled: Any) -> np.ndarray:
            [1. , 1.5]])
     """
     arr = _labeled(labeled)
-    return _reduce(_mass_part, _mass_total, _image_for(image, arr), arr).compute()
+    return _reduce_tables(_mass_part, _mass_total, _image_for(image, arr), arr).compute()
 
 
 # --- sums, maxima, minima ---------------------------------------------------------------------
@@ -251,12 +274,9 @@ def _fold_part(
     return fold(np.ascontiguousarray(image), _checked(block))
 
 
-def _fold_total(parts: list[np.ndarray], how: str, identity: Any) -> np.ndarray:
-    stacked = _stacked(parts, identity, parts[0].dtype)
-    if how == "labeled_sum":
-        return np.add.reduce(stacked, axis=0, dtype=stacked.dtype)
-    reduce = np.maximum if how == "labeled_max" else np.minimum
-    return reduce.reduce(stacked, axis=0)
+def _fold_total(parts: list[tuple], how: str, identity: Any) -> np.ndarray:
+    ufunc = {"labeled_sum": np.add, "labeled_max": np.maximum, "labeled_min": np.minimum}[how]
+    return _scattered(parts, identity, parts[0][1].dtype, ufunc)
 
 
 def _labeled_fold(image: Any, labeled: Any, how: str) -> np.ndarray:
@@ -267,7 +287,7 @@ def _labeled_fold(image: Any, labeled: Any, how: str) -> np.ndarray:
     # the value mahotas gives an absent label: 0 for sums, its own start value for max/min
     identity = getattr(mh.labeled, how)(np.zeros(1, img.dtype), np.ones(1, np.intc))[0]
     combine = _partial(_fold_total, how=how, identity=identity)
-    return _reduce(_fold_part, combine, img, arr, how=how).compute()
+    return _reduce_tables(_fold_part, combine, img, arr, how=how).compute()
 
 
 def _partial(func: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
