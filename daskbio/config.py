@@ -16,6 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "daskbio.cache": None,
     # Cached arrays larger than this come back as lazy dask arrays (daskbio/cache/arrays.py).
     "daskbio.lazy-above": "256 MiB",
+    # daskbio submit's defaults (daskbio/cli/submit.py); jobs' own settings are jobqueue.*.
+    "daskbio.submit.cluster": None,
+    "daskbio.submit.jobs": None,
+    "daskbio.submit.adapt": None,
 }
 
 

@@ -28,6 +28,17 @@ from daskbio.cli import (  # noqa: E402
     shell,
     sleep_until,
     status,
+    submit,
 )
 
-__all__ = ["check", "cleanup", "invalidate", "main", "run", "shell", "sleep_until", "status"]
+__all__ = [
+    "check",
+    "cleanup",
+    "invalidate",
+    "main",
+    "run",
+    "shell",
+    "sleep_until",
+    "status",
+    "submit",
+]

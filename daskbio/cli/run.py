@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,32 +59,38 @@ def run(file: Path, scheduler: str, workers: int | None, cache: str | None) -> N
       daskbio run examples/segmentation/pipeline.py
       daskbio run pipeline.py --scheduler local --workers 2
     """
-    from daskbio.graph.compute import execute
-    from daskbio.graph.execute import TaskFailed
-
     start = time.perf_counter()
     if not file.is_file():
         raise click.ClickException(f"pipeline file not found: {file}")
     target, close = _connect(scheduler, workers)
     try:
-        with open_pipeline(
-            file, cache, may_compute=True, scheduler=target, workers=workers, progress=True
-        ) as (pipeline, store):
-            try:
-                plan, _ = execute(pipeline.tasks, store, want_values=False)
-            except TaskFailed as e:
-                click.echo(str(e), err=True)
-                _report(pipeline, store, start, None)
-                sys.exit(1)
-            except KeyboardInterrupt:
-                click.echo(
-                    "Interrupted: every result completed so far is kept in the cache.", err=True
-                )
-                sys.exit(130)
-            _report(pipeline, store, start, set(plan.run))
+        compute_pipeline(file, cache, target, workers, start)
     finally:
         if close is not None:
             close()
+
+
+def compute_pipeline(
+    file: Path, cache: str | None, scheduler: Any, workers: int | None, start: float
+) -> None:
+    """Run what ``file`` makes that is not cached on ``scheduler``, and report it (exit
+    status 1 when a Task failed, 130 on Ctrl-C). ``daskbio submit`` runs this too."""
+    from daskbio.graph.compute import execute
+    from daskbio.graph.execute import TaskFailed
+
+    with open_pipeline(
+        file, cache, may_compute=True, scheduler=scheduler, workers=workers, progress=True
+    ) as (pipeline, store):
+        try:
+            plan, _ = execute(pipeline.tasks, store, want_values=False)
+        except TaskFailed as e:
+            click.echo(str(e), err=True)
+            _report(pipeline, store, start, None)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
+            sys.exit(130)
+        _report(pipeline, store, start, set(plan.run))
 
 
 def _report(pipeline, store, start: float, ran: set[str] | None) -> None:

@@ -1,0 +1,278 @@
+"""``daskbio submit``: run a pipeline on workers started as SLURM or PBS jobs (or locally)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daskbio.cli import main
+from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, store_for
+
+KINDS = ("slurm", "pbs", "local")
+
+
+def parse_adapt(value: str | None) -> tuple[int, int] | None:
+    """``"MIN:MAX"`` as two ints (None stays None)."""
+    if value is None:
+        return None
+    try:
+        low, high = (int(v) for v in str(value).split(":"))
+    except ValueError:
+        raise click.BadParameter(f"expected MIN:MAX, e.g. 1:10, got {value!r}") from None
+    if not 0 <= low <= high:
+        raise click.BadParameter(f"expected 0 <= MIN <= MAX, got {value!r}")
+    return low, high
+
+
+@main.command()
+@pipeline_argument
+@click.option(
+    "--cluster",
+    "kind",
+    type=click.Choice(KINDS),
+    help="Where the workers run. Default: the Dask config key daskbio.submit.cluster.",
+)
+@click.option("--jobs", type=click.IntRange(min=1), help="Batch jobs to start (default 1).")
+@click.option(
+    "--adapt",
+    metavar="MIN:MAX",
+    callback=lambda ctx, param, value: parse_adapt(value),
+    help="Scale between MIN and MAX jobs.",
+)
+@click.option("--cores", type=click.IntRange(min=1), help="Cores per job.")
+@click.option("--memory", help="Memory per job, e.g. 8GiB.")
+@click.option("--processes", type=click.IntRange(min=1), help="Dask worker processes per job.")
+@click.option("--walltime", help="Time limit per job, e.g. 02:00:00.")
+@click.option("--queue", "--partition", "queue", help="Queue (PBS) or partition (SLURM).")
+@click.option("--account", help="Account or project to charge.")
+@click.option("--job-extra", multiple=True, help="An extra job directive; repeat for more.")
+@click.option("--resource-spec", help="PBS -l resources, e.g. nodes=1:ppn=4 for Torque.")
+@click.option("--python", help="The Python that runs the workers on the compute nodes.")
+@cache_option
+@click.option("--dry-run", is_flag=True, help="Print the job script and the plan; start nothing.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Submit this command itself as a batch job and return; print its job id and log.",
+)
+@click.option(
+    "--allow-local-cache",
+    is_flag=True,
+    help="Accept a cache under /tmp or the like (only when the jobs run on this machine).",
+)
+def submit(
+    file: Path,
+    kind: str | None,
+    jobs: int | None,
+    adapt: tuple[int, int] | None,
+    cache: str | None,
+    dry_run: bool,
+    detach: bool,
+    allow_local_cache: bool,
+    **job: Any,
+) -> None:
+    """Run FILE on Dask workers started as SLURM or PBS batch jobs (dask-jobqueue), with
+    the cache on a filesystem they share, and cancel every job when the run ends.
+
+    Options left out come from Dask's configuration: jobqueue.slurm.* / jobqueue.pbs.*
+    (as dask-jobqueue reads them) and daskbio.submit.cluster / .jobs / .adapt.
+
+    \b
+    Example:
+      daskbio submit pipeline.py --cluster slurm --jobs 4 --cores 8 --memory 32GiB \\
+          --walltime 04:00:00 --partition short --cache /shared/lab/pipeline.daskbio
+      daskbio submit pipeline.py --cluster slurm --adapt 1:20 --dry-run
+    """
+    from daskbio import config
+
+    start = time.perf_counter()
+    if not file.is_file():
+        raise click.ClickException(f"pipeline file not found: {file}")
+    kind = kind or config.get("daskbio.submit.cluster")
+    if kind not in KINDS:
+        raise click.ClickException(
+            "give --cluster slurm, pbs or local (or set the Dask config key "
+            f"daskbio.submit.cluster), got {kind!r}"
+        )
+    if jobs is not None and adapt is not None:
+        raise click.ClickException("give --jobs or --adapt, not both")
+    if jobs is None and adapt is None:
+        jobs = config.get("daskbio.submit.jobs")
+        adapt = None if jobs else parse_adapt(config.get("daskbio.submit.adapt"))
+    job = {k: v for k, v in job.items() if v not in (None, ())}
+    job.setdefault("log_directory", str(file.absolute().with_suffix(".jobs")))
+    store = store_for(file, cache)
+    _check_cache_location(kind, store, allow_local_cache)
+    if dry_run:
+        _dry_run(file, cache, kind, jobs, adapt, job)
+    elif detach:
+        _detach(file, kind, job)
+    else:
+        _run(file, cache, kind, jobs, adapt, job, store, start)
+
+
+def _check_cache_location(kind: str, store: Any, allow_local_cache: bool) -> None:
+    from daskbio.cache import FileSystemStore
+    from daskbio.clusters import local_only
+
+    if kind == "local" or allow_local_cache or not isinstance(store, FileSystemStore):
+        return
+    if local_only(store.root):
+        raise click.ClickException(
+            f"the cache {store.location} is in a folder private to this machine, where "
+            "workers on other nodes cannot see it: give --cache on a shared filesystem "
+            "(or --allow-local-cache if every job runs on this machine)"
+        )
+
+
+@contextmanager
+def _settings_checked(kind: str) -> Iterator[None]:
+    """dask-jobqueue's complaints about missing or bad settings, as one-line errors."""
+    try:
+        yield
+    except ValueError as e:
+        first = str(e).splitlines()[0].rstrip(":, ")
+        raise click.ClickException(
+            f"{first} (give --cores and --memory, or set jobqueue.{kind}.cores and "
+            f".memory in the Dask config)"
+        ) from None
+
+
+def _dry_run(file: Path, cache: str | None, kind: str, jobs: Any, adapt: Any, job: dict) -> None:
+    from daskbio.clusters import job_script
+
+    with _settings_checked(kind):
+        click.echo(job_script(kind, **job))
+    with open_pipeline(file, cache) as (pipeline, store):
+        done = store.has_many(pipeline.hashes())
+        scale = f"{adapt[0]} to {adapt[1]} jobs" if adapt else f"{jobs or 1} job(s)"
+        more = " (Tasks after a value() call are not known yet)" if pipeline.barrier else ""
+        click.echo(
+            f"Plan: {len(pipeline.tasks)} Tasks, {len(done)} cached, "
+            f"{len(pipeline.tasks) - len(done)} to run on {scale} ({kind}){more}. "
+            f"Cache: {store.location}"
+        )
+
+
+def _run(
+    file: Path,
+    cache: str | None,
+    kind: str,
+    jobs: Any,
+    adapt: Any,
+    job: dict,
+    store: Any,
+    start: float,
+) -> None:
+    from distributed import Client
+
+    from daskbio.cli.run import compute_pipeline
+    from daskbio.clusters import cluster
+
+    with _sigterm_as_interrupt():
+        with _settings_checked(kind):
+            started = cluster(kind, jobs=jobs, adapt=adapt, **job)
+        try:
+            with Client(started) as client:
+                click.echo(f"Dask dashboard: {client.dashboard_link}")
+                dashboard = file.absolute().with_suffix(".dashboard")
+                dashboard.write_text(client.dashboard_link + "\n")
+                click.echo("Waiting for a worker to start ...")
+                _check_workers_see(client, store)
+                compute_pipeline(file, cache, client, None, start)
+        finally:
+            # Cancels every job this run started, however it ends.
+            started.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (scancel of a detached driver, a shutdown) like Ctrl-C, so the jobs
+    are cancelled on the way out."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_workers_see(client: Any, store: Any) -> None:
+    """Fail early, and clearly, when the workers cannot see the cache folder."""
+    from daskbio.cache import FileSystemStore
+
+    if not isinstance(store, FileSystemStore):
+        return
+    store.root.mkdir(parents=True, exist_ok=True)
+    probe = store.root / f".probe-{uuid.uuid4().hex}"
+    probe.touch()
+    try:
+        seen = client.submit(os.path.exists, str(probe), pure=False).result()
+    finally:
+        probe.unlink()
+    if not seen:
+        raise click.ClickException(
+            f"the workers cannot see the cache {store.location}: put it on a filesystem "
+            "that the compute nodes share (--cache)"
+        )
+
+
+def _detach(file: Path, kind: str, job: dict) -> None:
+    """Submit this same command, without --detach, as a batch job (local: a background
+    process), and say where to follow it."""
+    log = file.absolute().with_suffix(".submit.log")
+    dashboard = file.absolute().with_suffix(".dashboard")
+    args = [a for a in sys.argv[1:] if a != "--detach"]
+    command = shlex.join([sys.executable, "-m", "daskbio", *args])
+    if kind == "local":
+        with open(log, "w") as out:
+            child = subprocess.Popen(
+                shlex.split(command), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        job_id = f"process {child.pid}"
+    else:
+        script = _driver_script(kind, file, command, log, job)
+        submit = ["sbatch", "--parsable"] if kind == "slurm" else ["qsub"]
+        try:
+            done = subprocess.run(submit, input=script, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise click.ClickException(f"{submit[0]} not found: is {kind} here?") from None
+        if done.returncode != 0:
+            raise click.ClickException(f"{submit[0]} failed: {done.stderr.strip()}")
+        job_id = f"job {done.stdout.strip().split(';')[0]}"
+    click.echo(f"Submitted the driver as {job_id}.")
+    click.echo(f"Log: {log}")
+    click.echo(f"Dashboard address (once running): {dashboard}")
+    click.echo(f"Follow it with: daskbio status {file}")
+
+
+def _driver_script(kind: str, file: Path, command: str, log: Path, job: dict) -> str:
+    """A batch script running the driver: one core, the workers' queue, account and time."""
+    if kind == "slurm":
+        lines = [f"#SBATCH -J daskbio-{file.stem}", f"#SBATCH -o {log}", "#SBATCH -n 1"]
+        flags = {"queue": "-p", "account": "-A", "walltime": "-t"}
+        prefix = "#SBATCH"
+    else:
+        lines = [f"#PBS -N daskbio-{file.stem}", f"#PBS -o {log}", "#PBS -j oe"]
+        flags = {"queue": "-q", "account": "-A", "walltime": "-l walltime="}
+        prefix = "#PBS"
+    for key, flag in flags.items():
+        if key in job:
+            sep = "" if flag.endswith("=") else " "
+            lines.append(f"{prefix} {flag}{sep}{job[key]}")
+    body = [f"cd {shlex.quote(os.getcwd())}", f"exec {command}"]
+    return "\n".join(["#!/usr/bin/env bash", *lines, "", *body, ""])

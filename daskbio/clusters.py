@@ -1,0 +1,167 @@
+"""Dask clusters for daskbio: workers as SLURM or PBS batch jobs (dask-jobqueue), or local.
+
+Options left out take their defaults from Dask's configuration, as dask-jobqueue's users
+already write them (``jobqueue.slurm.*`` and ``jobqueue.pbs.*`` in ``~/.config/dask/``,
+or ``DASK_JOBQUEUE__SLURM__*`` variables), then from dask-jobqueue's own defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+KINDS = ("slurm", "pbs", "local")
+
+# Folders that are private to one machine: a worker on another node cannot see them.
+LOCAL_ONLY = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
+# Batch-job settings that mean nothing to a LocalCluster.
+JOB_ONLY = ("walltime", "queue", "account", "python")
+
+
+def cluster(
+    kind: str = "local",
+    *,
+    jobs: int | None = None,
+    adapt: tuple[int, int] | None = None,
+    cores: int | None = None,
+    memory: str | None = None,
+    processes: int | None = None,
+    walltime: str | None = None,
+    queue: str | None = None,
+    account: str | None = None,
+    job_extra: Sequence[str] = (),
+    resource_spec: str | None = None,
+    python: str | None = None,
+    log_directory: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> Any:
+    """Start a Dask cluster and ask for its workers; returns the (started) cluster.
+
+    Use it with ``distributed.Client(cluster)`` and ``daskbio.compute(...)`` or
+    ``daskbio.compute(..., scheduler=client)``; close it (``with`` or ``.close()``) to cancel
+    every job it started.
+
+    Parameters
+    ----------
+    kind : {"slurm", "pbs", "local"}
+        SLURM or PBS batch jobs through dask-jobqueue, or a ``distributed.LocalCluster``.
+    jobs : int, optional
+        Batch jobs to start (local: worker processes). Default 1 unless ``adapt`` is given.
+    adapt : (int, int), optional
+        Scale between this many jobs as the work needs, instead of a fixed ``jobs``.
+    cores, memory, processes, walltime, queue, account : optional
+        Per job: cores, memory (``"8GiB"``), Dask worker processes, time limit
+        (``"01:00:00"``), queue or partition, and account to charge.
+    job_extra : sequence of str
+        Extra scheduler directives, e.g. ``["--gres=gpu:1"]`` or ``["-l mem=8gb"]``.
+    resource_spec : str, optional
+        PBS only: the ``-l`` resource line, e.g. ``"nodes=1:ppn=4"`` for Torque (the default
+        is PBS Professional's ``select=1:ncpus=...:mem=...``).
+    python : str, optional
+        The Python that runs the workers on the compute nodes.
+    log_directory : path, optional
+        Where job logs go (default: dask-jobqueue's, the current folder).
+    **options
+        Passed on to dask-jobqueue's cluster class (or ``LocalCluster``).
+
+    Examples
+    --------
+    >>> from distributed import Client
+    >>> with cluster("local", jobs=1, cores=1) as c, Client(c) as client:
+    ...     client.submit(sum, [1, 2]).result()
+    3
+    """
+    if jobs is not None and adapt is not None:
+        raise ValueError("give jobs or adapt, not both")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if adapt is not None and not 0 <= adapt[0] <= adapt[1]:
+        raise ValueError(f"adapt must be (min, max) with 0 <= min <= max, got {adapt}")
+    started = _unstarted(
+        kind,
+        workers=0 if adapt else jobs or 1,
+        cores=cores,
+        memory=memory,
+        processes=processes,
+        walltime=walltime,
+        queue=queue,
+        account=account,
+        job_extra=job_extra,
+        resource_spec=resource_spec,
+        python=python,
+        log_directory=log_directory,
+        **options,
+    )
+    if adapt is not None:
+        started.adapt(minimum=adapt[0], maximum=adapt[1])
+    elif kind != "local":
+        started.scale(jobs=jobs or 1)
+    return started
+
+
+def job_script(kind: str, **settings: Any) -> str:
+    """The batch script that the workers of ``cluster(kind, **settings)`` start with, made
+    without submitting anything (for ``daskbio submit --dry-run``)."""
+    if kind == "local":
+        return "(local: no batch script; the workers are processes on this machine)"
+    settings.pop("jobs", None)
+    settings.pop("adapt", None)
+    unstarted = _unstarted(kind, workers=0, **settings)
+    try:
+        return unstarted.job_script()
+    finally:
+        unstarted.close()
+
+
+def _unstarted(
+    kind: str,
+    workers: int,
+    cores: int | None = None,
+    memory: str | None = None,
+    processes: int | None = None,
+    job_extra: Sequence[str] = (),
+    resource_spec: str | None = None,
+    log_directory: str | os.PathLike[str] | None = None,
+    **settings: Any,
+) -> Any:
+    """The cluster object, with its scheduler running but no jobs asked for yet."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "local":
+        from distributed import LocalCluster
+
+        extra = {k: v for k, v in settings.items() if k not in JOB_ONLY}
+        return LocalCluster(
+            n_workers=workers * (processes or 1),
+            threads_per_worker=cores or 1,
+            memory_limit=memory or "auto",
+            dashboard_address=":0",
+            **extra,
+        )
+    if resource_spec is not None and kind != "pbs":
+        raise ValueError("resource_spec is for PBS only")
+    given = {
+        "cores": cores,
+        "memory": memory,
+        "processes": processes,
+        "resource_spec": resource_spec,
+        "log_directory": None if log_directory is None else str(log_directory),
+        "job_extra_directives": list(job_extra) or None,
+        **settings,
+    }
+    return _jobqueue_class(kind)(**{k: v for k, v in given.items() if v is not None})
+
+
+def _jobqueue_class(kind: str) -> Any:
+    from dask_jobqueue import PBSCluster, SLURMCluster
+
+    return {"slurm": SLURMCluster, "pbs": PBSCluster}[kind]
+
+
+def local_only(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is in a folder private to this machine (``/tmp`` and the like),
+    where workers on other nodes could not see the cache."""
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(folder) for folder in LOCAL_ONLY)
