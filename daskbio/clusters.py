@@ -48,7 +48,8 @@ def cluster(
     kind : {"slurm", "pbs", "local"}
         SLURM or PBS batch jobs through dask-jobqueue, or a ``distributed.LocalCluster``.
     jobs : int, optional
-        Batch jobs to start (local: worker processes). Default 1 unless ``adapt`` is given.
+        Batch jobs to start (local: groups of ``processes`` worker processes). Default 1
+        unless ``adapt`` is given.
     adapt : (int, int), optional
         Scale between this many jobs as the work needs, instead of a fixed ``jobs``.
     cores, memory, processes, walltime, queue, account : optional
@@ -94,8 +95,10 @@ def cluster(
         log_directory=log_directory,
         **options,
     )
-    if adapt is not None:
-        started.adapt(minimum=adapt[0], maximum=adapt[1])
+    if adapt is not None and kind == "local":
+        started.adapt(minimum=adapt[0] * (processes or 1), maximum=adapt[1] * (processes or 1))
+    elif adapt is not None:
+        started.adapt(minimum_jobs=adapt[0], maximum_jobs=adapt[1])
     elif kind != "local":
         started.scale(jobs=jobs or 1)
     return started
@@ -130,13 +133,16 @@ def _unstarted(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if kind == "local":
+        from dask.utils import parse_bytes
         from distributed import LocalCluster
 
+        # As in a batch job: cores and memory are the job's, shared by its processes.
+        processes = processes or 1
         extra = {k: v for k, v in settings.items() if k not in JOB_ONLY}
         return LocalCluster(
-            n_workers=workers * (processes or 1),
-            threads_per_worker=cores or 1,
-            memory_limit=memory or "auto",
+            n_workers=workers * processes,
+            threads_per_worker=max(1, (cores or processes) // processes),
+            memory_limit=parse_bytes(memory) // processes if memory else "auto",
             dashboard_address=":0",
             **extra,
         )
@@ -164,4 +170,4 @@ def local_only(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is in a folder private to this machine (``/tmp`` and the like),
     where workers on other nodes could not see the cache."""
     resolved = Path(path).resolve()
-    return any(resolved.is_relative_to(folder) for folder in LOCAL_ONLY)
+    return any(resolved.is_relative_to(Path(folder).resolve()) for folder in LOCAL_ONLY)

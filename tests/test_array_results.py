@@ -17,7 +17,7 @@ import pytest
 import zarr
 from dask.utils import key_split
 
-from daskbio import TaskGenerator, compute, value
+from daskbio import TaskFailed, TaskGenerator, compute, kernels, value
 from daskbio.cache import FileSystemStore, open_store
 from daskbio.graph.compute import session
 from tests.conftest import DASKBIO, daskbio, write_pipeline
@@ -79,7 +79,8 @@ def test_a_run_killed_mid_write_resumes_with_only_the_missing_chunks(tmp_path):
     pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
     cache = tmp_path / "pipeline.daskbio"
     log = tmp_path / "chunks.log"
-    env = {**os.environ, "CHUNK_LOG": str(log), "CHUNK_SECONDS": "0.1"}
+    # Two threads however many cores: the kill must land part way through the chunks.
+    env = {**os.environ, "CHUNK_LOG": str(log), "CHUNK_SECONDS": "0.1", "DASK_NUM_WORKERS": "2"}
     child = subprocess.Popen(
         [*DASKBIO, "run", str(pipeline), "--scheduler", "threads"],
         env=env,
@@ -201,3 +202,48 @@ def test_a_cache_url_is_opened_as_a_zarr_store(tmp_path):
     store = FileSystemStore(tmp_path / "remote")
     key = key_named(store, "big")
     np.testing.assert_array_equal(store.load(key), expected_big())
+
+
+@TaskGenerator
+def chunks_fail():
+    return da.ones(12, chunks=4).map_blocks(_broken_chunk, dtype=float)
+
+
+def _broken_chunk(block):
+    raise ValueError("chunk broke")
+
+
+@TaskGenerator
+def unknown_chunks():
+    x = da.arange(12, chunks=4)
+    return x[x > 5]
+
+
+@TaskGenerator
+def labels_and_count():
+    return kernels.label(da.from_array(np.eye(12, dtype=bool), chunks=4))
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (chunks_fail, "chunk broke"),
+        (unknown_chunks, "unknown chunk sizes (from boolean indexing?)"),
+    ],
+)
+def test_errors_while_writing_a_dask_result_are_task_failures(tmp_path, task, message):
+    t = task()
+    with pytest.raises(TaskFailed) as info:
+        compute(t, cache=tmp_path, scheduler="threads")
+    assert task.__name__ in str(info.value) and message in str(info.value)
+    store = FileSystemStore(tmp_path)
+    assert store.failures() == {t.hash()} and not store.has(t.hash())
+
+
+def test_dask_collections_inside_a_result_are_stored_computed(tmp_path):
+    t = labels_and_count()
+    labeled, n = compute(t, cache=tmp_path, scheduler="threads")
+    assert type(labeled) is np.ndarray and int(n) == 12
+    stored_labels, stored_n = FileSystemStore(tmp_path).load(t.hash())
+    assert type(stored_labels) is np.ndarray and int(stored_n) == 12
+    np.testing.assert_array_equal(stored_labels, np.eye(12, dtype=np.int32) * np.arange(1, 13))

@@ -62,6 +62,9 @@ SLURM_REQUIRED = os.environ.get("DASKBIO_REQUIRE_SLURM") == "1"
 
 
 def jobs() -> list[str]:
+    """squeue's jobs as "id name state" lines; none where there is no SLURM."""
+    if SLURM_PROBLEM is not None:
+        return []
     out = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True)
     return out.stdout.split("\n")[:-1]
 
@@ -94,6 +97,7 @@ def test_dry_run_prints_the_job_script_from_config_and_options_and_the_plan(tmp_
     pipeline = write_pipeline(tmp_path, SQUARES)
     daskbio("run", pipeline, check=True)
     write_pipeline(tmp_path, SQUARES.replace("range(16)", "range(20)"))
+    before = jobs()
     out = submit(
         pipeline,
         "--cluster",
@@ -123,7 +127,7 @@ def test_dry_run_prints_the_job_script_from_config_and_options_and_the_plan(tmp_
     assert "#SBATCH -t 00:07:00" in directives  # from the Dask config
     assert directives[-2:] == ["#SBATCH --gres=gpu:1", "#SBATCH --exclusive"]
     assert "Plan: 21 Tasks, 16 cached, 5 to run on 1 to 4 jobs (slurm)" in out
-    assert jobs() == [] or SLURM_PROBLEM is None  # nothing was submitted
+    assert jobs() == before  # nothing was submitted
     overridden = submit(
         pipeline, "--cluster", "slurm", "--dry-run", "--allow-local-cache", *SMALL_JOBS,
         env={"DASK_JOBQUEUE__SLURM__WALLTIME": "00:07:00"},
@@ -177,6 +181,7 @@ def test_pbs_job_scripts_are_what_pbs_professional_and_torque_accept(tmp_path):
     [
         ([], "give --cluster slurm, pbs or local"),
         (["--cluster", "slurm", *SMALL_JOBS], "private to this machine"),
+        (["--cluster", "slurm", "--cache", "file:///tmp/x.daskbio"], "private to this machine"),
         (["--cluster", "slurm", "--allow-local-cache"], "give --cores and --memory"),
         (["--cluster", "slurm", "--jobs", "2", "--adapt", "1:2"], "not both"),
         (["--cluster", "slurm", "--adapt", "3:1"], "0 <= MIN <= MAX"),
@@ -184,11 +189,11 @@ def test_pbs_job_scripts_are_what_pbs_professional_and_torque_accept(tmp_path):
 )
 def test_bad_submissions_are_one_line_errors_and_start_no_job(tmp_path, args, message):
     pipeline = write_pipeline(tmp_path, SQUARES)
-    before = jobs() if SLURM_PROBLEM is None else []
+    before = jobs()
     out = submit(pipeline, *args)
     assert out.returncode != 0
     assert message in out.stderr and "Traceback" not in out.stderr
-    assert (jobs() if SLURM_PROBLEM is None else []) == before
+    assert jobs() == before
     assert not (tmp_path / "pipeline.daskbio").exists()
 
 

@@ -23,12 +23,14 @@ no lock: each task writes exactly one Zarr chunk, so no two writers ever share o
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
 FORMAT = "zarr"
 DATA = "data"
 DONE = "done"
+GRAPH = "daskbio-graph"  # group attribute: the dask name of the array being written
 
 
 def is_array(value: Any) -> bool:
@@ -41,6 +43,7 @@ def is_array(value: Any) -> bool:
 
 
 def is_dask_array(value: Any) -> bool:
+    """Whether ``value`` is a dask array (without importing dask.array when it is not)."""
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(value, da.Array)
 
@@ -101,6 +104,11 @@ def _write_dask(where: Any, x: Any) -> dict[str, Any]:
     import numpy as np
     import zarr
 
+    if any(math.isnan(n) for sizes in x.chunks for n in sizes):
+        raise ValueError(
+            "a dask array of unknown chunk sizes (from boolean indexing?) cannot be stored "
+            "chunk by chunk: return x.compute_chunk_sizes() instead"
+        )
     x = _regular(x)
     data, done = _open_for_resume(where, x)
     finished = done[...]
@@ -112,23 +120,35 @@ def _write_dask(where: Any, x: Any) -> dict[str, Any]:
         if not finished[index]
     ]
     if writes:
-        _compute(writes)
+        compute_here(*writes)
+    if not done[...].all():
+        raise RuntimeError(
+            f"chunks of the array at {where} are missing after writing it: was it removed "
+            "or rewritten meanwhile (by another run of the same Task)?"
+        )
     return _describe(zarr.open_array(where, path=DATA, mode="r"))
 
 
 def _open_for_resume(where: Any, x: Any) -> tuple[Any, Any]:
     """The ``data`` and ``done`` arrays at ``where``: those of an earlier write of the
-    same shape, dtype and chunks if there is one, else new ones."""
+    same array if there is one, else new ones.
+
+    "The same array" means the same dask graph name (Dask derives it from the functions
+    and arguments that make the array, code included) as well as the same shape, dtype
+    and chunks: a Task's hash does not change when its code does, and chunks written by
+    yesterday's code must not be mixed with today's.
+    """
     import zarr
 
     try:
         group = zarr.open_group(where, mode="r+")
         data, done = group[DATA], group[DONE]
-        if (data.shape, data.dtype, data.chunks) == (x.shape, x.dtype, x.chunksize):
+        same = (data.shape, data.dtype, data.chunks) == (x.shape, x.dtype, x.chunksize)
+        if same and group.attrs.get(GRAPH) == x.name:
             return data, done
     except (FileNotFoundError, KeyError, ValueError):
         pass
-    group = zarr.open_group(where, mode="w")
+    group = zarr.open_group(where, mode="w", attributes={GRAPH: x.name})
     data = group.create_array(DATA, shape=x.shape, dtype=x.dtype, chunks=x.chunksize, **_codecs())
     done = group.create_array(
         DONE, shape=x.numblocks, dtype="u1", chunks=(1,) * x.ndim, fill_value=0
@@ -143,23 +163,42 @@ def _store_chunk(block: Any, data: Any, done: Any, index: tuple[int, ...]) -> No
     done[index] = 1
 
 
-def _compute(writes: list[Any]) -> None:
-    """Run ``writes`` on the cluster this code runs on: from inside a ``distributed``
-    worker through its client (the worker leaves its thread pool meanwhile, so the chunks
-    can run on it too), elsewhere on Dask's threads."""
-    distributed = sys.modules.get("distributed")
-    if distributed is not None:
+def compute_here(*collections: Any) -> tuple:
+    """``dask.compute(*collections)`` on the cluster this code runs on: from inside a
+    ``distributed`` worker through its client (the worker leaves its thread pool meanwhile,
+    so the work can run on it too), elsewhere on Dask's threads."""
+    if "distributed" in sys.modules:  # else this cannot be a distributed worker
+        # An import, not sys.modules' entry: another thread may be importing distributed,
+        # and the import waits until it is complete.
+        from distributed import get_worker, worker_client
+
         try:
-            distributed.get_worker()
+            get_worker()
         except ValueError:
             pass
         else:
-            with distributed.worker_client() as client:
-                client.gather(client.compute(writes))
-            return
+            with worker_client() as client:
+                return tuple(client.gather(client.compute(list(collections))))
     import dask
 
-    dask.compute(*writes, scheduler="threads")
+    return dask.compute(*collections, scheduler="threads")
+
+
+def computed(value: Any) -> Any:
+    """``value``, with the dask collections in it (or in its top-level items) computed,
+    except a dask array alone, which :func:`write` stores chunk by chunk.
+
+    A Task may return ``kernels.label(x)``'s ``(labeled, n)`` or ``x.sum()``: storing
+    their graphs would recompute them on every load.
+    """
+    dask = sys.modules.get("dask")
+    if dask is None or is_array(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    has = dask.is_dask_collection(value) or (
+        isinstance(value, (tuple, list, dict)) and any(map(dask.is_dask_collection, items))
+    )
+    return compute_here(value)[0] if has else value
 
 
 def load(where: Any, path: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from daskbio.cache.store import ARRAY, FAILED, HEADER_BYTES, Store
 
-_SHARD = 2
+SHARD = 2  # hex digits of the hash that name an entry's folder
 
 
 class FileSystemStore(Store):
@@ -40,7 +40,7 @@ class FileSystemStore(Store):
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).absolute()
+        self.root = self.folder = Path(root).absolute()
         self.location = str(self.root)
         self._made: set[str] = set()
 
@@ -48,7 +48,7 @@ class FileSystemStore(Store):
         return (type(self), (self.root,))
 
     def _path(self, name: str) -> str:
-        return os.path.join(self.location, name[:_SHARD], name)
+        return os.path.join(self.location, name[:SHARD], name)
 
     def _read(self, name: str, header_only: bool = False) -> bytes:
         try:
@@ -64,7 +64,7 @@ class FileSystemStore(Store):
             os.close(fd)
 
     def _write(self, name: str, data: bytes) -> None:
-        shard = name[:_SHARD]
+        shard = name[:SHARD]
         folder = os.path.join(self.location, shard)
         if shard not in self._made:
             os.makedirs(folder, exist_ok=True)
@@ -112,8 +112,8 @@ class FileSystemStore(Store):
         return size
 
     def _names(self, prefix: str = "") -> Iterable[str]:
-        if len(prefix) >= _SHARD:
-            shards = [os.path.join(self.location, prefix[:_SHARD])]
+        if len(prefix) >= SHARD:
+            shards = [os.path.join(self.location, prefix[:SHARD])]
         else:
             try:
                 shards = [e.path for e in os.scandir(self.root) if e.is_dir()]
@@ -142,14 +142,14 @@ class FileSystemStore(Store):
     def _contains_many(self, names: set[str]) -> set[str]:
         if len(names) < 32:
             return {n for n in names if os.path.exists(self._path(n))}
-        return names & self._listing({n[:_SHARD] for n in names})
+        return names & self._listing({n[:SHARD] for n in names})
 
     def lookup(self, keys: Iterable[str]) -> tuple[set[str], set[str]]:
         keys = set(keys)
         if len(keys) < 32:
             return super().lookup(keys)
         # One listing answers both questions: a failure record sits beside its entry.
-        names = self._listing({k[:_SHARD] for k in keys})
+        names = self._listing({k[:SHARD] for k in keys})
         n = len(FAILED)
         # Failure records are few: look for them only among the names that are not keys.
         failed = {name[:-n] for name in names - keys if name.endswith(FAILED)}

@@ -19,6 +19,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import xxhash
@@ -54,6 +55,8 @@ class Store(ABC):
 
     #: Where the store lives, for messages.
     location: str = ""
+    #: The local folder holding the store, if it is in one (None for memory, object stores).
+    folder: Path | None = None
 
     @property
     def _marked(self) -> set[str]:

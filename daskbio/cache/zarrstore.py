@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
+from daskbio.cache.filesystem import SHARD
 from daskbio.cache.store import ARRAY, HEADER_BYTES, Store
-
-_SHARD = 2
 
 
 class ZarrStore(Store):
@@ -56,13 +56,15 @@ class ZarrStore(Store):
             )
         self.zarr_store = store
         self.location = str(store)
+        if isinstance(store, zarr.storage.LocalStore):
+            self.folder = Path(store.root).absolute()
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.zarr_store,))
 
     @staticmethod
     def _key(name: str) -> str:
-        return f"{name[:_SHARD]}/{name}"
+        return f"{name[:SHARD]}/{name}"
 
     def _run(self, coroutine: Any) -> Any:
         from zarr.core.sync import sync
@@ -96,10 +98,10 @@ class ZarrStore(Store):
 
     def _names(self, prefix: str = "") -> Iterable[str]:
         async def listing() -> list[str]:
-            if len(prefix) >= _SHARD:
-                shards = [prefix[:_SHARD]]
+            if len(prefix) >= SHARD:
+                shards = [prefix[:SHARD]]
             else:
-                shards = [s async for s in self.zarr_store.list_dir("") if len(s) == _SHARD]
+                shards = [s async for s in self.zarr_store.list_dir("") if len(s) == SHARD]
             # Names outside their hash's shard are Zarr's own (the implicit groups'
             # zarr.json) and ".partial" ones its writes in progress.
             return [

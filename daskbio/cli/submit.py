@@ -18,8 +18,7 @@ import click
 
 from daskbio.cli import main
 from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, store_for
-
-KINDS = ("slurm", "pbs", "local")
+from daskbio.clusters import KINDS
 
 
 def parse_adapt(value: str | None) -> tuple[int, int] | None:
@@ -123,12 +122,11 @@ def submit(
 
 
 def _check_cache_location(kind: str, store: Any, allow_local_cache: bool) -> None:
-    from daskbio.cache import FileSystemStore
     from daskbio.clusters import local_only
 
-    if kind == "local" or allow_local_cache or not isinstance(store, FileSystemStore):
+    if kind == "local" or allow_local_cache or store.folder is None:
         return
-    if local_only(store.root):
+    if local_only(store.folder):
         raise click.ClickException(
             f"the cache {store.location} is in a folder private to this machine, where "
             "workers on other nodes cannot see it: give --cache on a shared filesystem "
@@ -180,7 +178,7 @@ def _run(
     from daskbio.cli.run import compute_pipeline
     from daskbio.clusters import cluster
 
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt():
         with _settings_checked(kind):
             started = cluster(kind, jobs=jobs, adapt=adapt, **job)
         try:
@@ -188,37 +186,43 @@ def _run(
                 click.echo(f"Dask dashboard: {client.dashboard_link}")
                 dashboard = file.absolute().with_suffix(".dashboard")
                 dashboard.write_text(client.dashboard_link + "\n")
-                click.echo("Waiting for a worker to start ...")
+                click.echo("Waiting for a worker to start (Ctrl-C cancels the jobs) ...")
                 _check_workers_see(client, store)
                 compute_pipeline(file, cache, client, None, start)
         finally:
-            # Cancels every job this run started, however it ends.
+            # Cancels every job this run started, however it ends; a second Ctrl-C must
+            # not cut that short and leave jobs queued.
+            handlers = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
             started.close()
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+
+# Ctrl-C, scancel/qdel of a detached driver or a shutdown, and a closed SSH session.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (scancel of a detached driver, a shutdown) like Ctrl-C, so the jobs
-    are cancelled on the way out."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the jobs are cancelled on the way out."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {s: signal.signal(s, interrupt) for s in STOP_SIGNALS[1:]}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _check_workers_see(client: Any, store: Any) -> None:
     """Fail early, and clearly, when the workers cannot see the cache folder."""
-    from daskbio.cache import FileSystemStore
-
-    if not isinstance(store, FileSystemStore):
+    if store.folder is None:
         return
-    store.root.mkdir(parents=True, exist_ok=True)
-    probe = store.root / f".probe-{uuid.uuid4().hex}"
+    store.folder.mkdir(parents=True, exist_ok=True)
+    probe = store.folder / f".probe-{uuid.uuid4().hex}"
     probe.touch()
     try:
         seen = client.submit(os.path.exists, str(probe), pure=False).result()

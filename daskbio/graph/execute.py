@@ -130,7 +130,9 @@ def run_job(job: Job, *dep_values: Any) -> Any:
     kwargs = replace_tasks(job.kwargs, value_of, kinds=Ref)
     start = time.time()
     try:
-        result = job.f(*args, **kwargs)
+        result = arrays.computed(job.f(*args, **kwargs))
+        # Inside the try: a dask array result is computed here, chunk by chunk.
+        job.store.save(job.key, result, _metadata(job, start), clear_failure=job.failed_before)
     except Exception as e:
         details = traceback.format_exc()
         job.store.record_failure(
@@ -145,30 +147,27 @@ def run_job(job: Job, *dep_values: Any) -> Any:
             },
         )
         raise TaskFailed(job.name, job.key, details) from e
-    fp = fingerprint(job.f)
-    job.store.save(
-        job.key,
-        result,
-        {
-            "name": job.name,
-            "function": job.identity,
-            "args": _summary.repr((job.args, job.kwargs)),
-            "deps": job.deps,
-            "fingerprint": fp,
-            "version": job.version,
-            "hash_format": hashing.HASH_FORMAT_VERSION,
-            "start": start,
-            "end": time.time(),
-            "host": _host(),
-            "pid": os.getpid(),
-        },
-        clear_failure=job.failed_before,
-    )
-    job.store.mark(code_mark(job.identity, fp))
+    job.store.mark(code_mark(job.identity, fingerprint(job.f)))
     if arrays.is_dask_array(result):
         # Dependents read the written array rather than compute its graph a second time.
         return job.store.load(job.key)
     return result
+
+
+def _metadata(job: Job, start: float) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "function": job.identity,
+        "args": _summary.repr((job.args, job.kwargs)),
+        "deps": job.deps,
+        "fingerprint": fingerprint(job.f),
+        "version": job.version,
+        "hash_format": hashing.HASH_FORMAT_VERSION,
+        "start": start,
+        "end": time.time(),
+        "host": _host(),
+        "pid": os.getpid(),
+    }
 
 
 def load_result(store: Store, key: str) -> Any:

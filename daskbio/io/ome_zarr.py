@@ -410,9 +410,10 @@ def _add_multiscale(
     for k, (level, level_chunks_k) in enumerate(zip(pyramid, chunks)):
         # Every write block is a whole number of Zarr chunks (pyramid.py), so the
         # lock-free parallel writes never share a chunk.
-        assert all(
+        if not all(
             all(c % z == 0 for c in sizes[:-1]) for sizes, z in zip(level.chunks, level_chunks_k)
-        ), (level.chunks, level_chunks_k)
+        ):
+            raise RuntimeError(f"write blocks {level.chunks} straddle Zarr chunks {level_chunks_k}")
         targets.append(
             group.create_array(
                 str(k),
@@ -518,7 +519,9 @@ def to_ome_zarr(
         The image's name in the metadata. Default: the folder's name less its suffix.
     overwrite : bool, optional
         Replace an existing Zarr store at ``path`` (default False: refuse). A folder
-        that is not a Zarr store is never replaced.
+        that is not a Zarr store is never replaced. The old store is emptied before the
+        image is read, so ``image`` must not be read from ``path`` itself (write to a new
+        path, then move it).
     compute : bool, optional
         Write now (default), or return a ``dask.delayed`` object whose computation
         writes, e.g. to combine with other computations.

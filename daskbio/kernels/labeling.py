@@ -85,24 +85,30 @@ def _local_label(
     return mh.label(mask, Bc)[0]
 
 
-def _pack(labels: np.ndarray) -> tuple[bytes, tuple[int, ...], str]:
-    """``labels`` compressed, to wait for the merge in a fraction of the memory."""
+def _pack(labels: np.ndarray) -> tuple[Any, tuple[int, ...], str]:
+    """``labels`` compressed, to wait for the merge in a fraction of the memory (as they
+    are above Blosc's 2 GiB limit: such a chunk would not fit twice anyway)."""
     from numcodecs import Blosc
+    from numcodecs.blosc import MAX_BUFFERSIZE
 
+    if labels.nbytes > MAX_BUFFERSIZE:
+        return labels, labels.shape, labels.dtype.str
     codec = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
     return codec.encode(labels), labels.shape, labels.dtype.str
 
 
-def _unpack(packed: tuple[bytes, tuple[int, ...], str]) -> np.ndarray:
+def _unpack(packed: tuple[Any, tuple[int, ...], str]) -> np.ndarray:
     from numcodecs import Blosc
 
     data, shape, dtype = packed
+    if isinstance(data, np.ndarray):
+        return data
     return np.frombuffer(Blosc().decode(data), dtype).reshape(shape)
 
 
 def _local_packed(
     block: np.ndarray, Bc: np.ndarray, bit: bool, pad: tuple[tuple[int, int], ...]
-) -> tuple[bytes, tuple[int, ...], str]:
+) -> tuple[Any, tuple[int, ...], str]:
     return _pack(_local_label(block, Bc, bit, pad))
 
 
