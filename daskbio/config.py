@@ -1,8 +1,9 @@
 """daskbio's settings, read through Dask's configuration system (``daskbio.*`` keys).
 
 Importing ``dask`` costs ~0.15 s, more than the whole of a fully cached run of a small
-pipeline, so the configuration is only consulted through Dask when there is some
-(a Dask YAML file or a ``DASK_*`` environment variable); otherwise the defaults hold.
+pipeline, so the configuration is only consulted through Dask when it may hold a
+``daskbio`` key (a Dask config file that mentions one, or a ``DASK_DASKBIO__*`` environment
+variable); otherwise the defaults hold.
 """
 
 from __future__ import annotations
@@ -31,15 +32,23 @@ def _config_dirs() -> list[Path]:
     ]
 
 
-def _has_dask_config() -> bool:
-    if "dask.config" in sys.modules or any(k.startswith("DASK_") for k in os.environ):
+def _has_daskbio_config() -> bool:
+    """Whether Dask's configuration may hold a ``daskbio`` key: an environment variable
+    for one, or a config file that mentions one (not just any file: dask-jobqueue writes
+    ``~/.config/dask/jobqueue.yaml`` on every machine it is imported on)."""
+    if "dask.config" in sys.modules or any(k.startswith("DASK_DASKBIO__") for k in os.environ):
         return True
     for folder in _config_dirs():
         try:
-            if any(n.endswith((".yaml", ".yml", ".json")) for n in os.listdir(folder)):
-                return True
+            names = [n for n in os.listdir(folder) if n.endswith((".yaml", ".yml", ".json"))]
         except OSError:
             continue
+        for name in names:
+            try:
+                if b"daskbio" in (folder / name).read_bytes():
+                    return True
+            except OSError:
+                continue
     return False
 
 
@@ -54,7 +63,7 @@ def get(key: str) -> Any:
     '/data/cache'
     """
     default = DEFAULTS[key]
-    if not _has_dask_config():
+    if not _has_daskbio_config():
         return default
     import dask.config
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -60,6 +62,42 @@ def test_run_then_rerun_reports_everything_cached(tmp_path):
     second = daskbio("run", file, check=True)
     assert "All 10 Tasks were cached" in second.stdout
     assert (tmp_path / "pipeline.daskbio").is_dir()
+
+
+HEAVY = ("numpy", "dask", "distributed", "zarr")
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_cached_runs_and_status_import_no_heavy_module(tmp_path, command):
+    file = write_pipeline(tmp_path, CHAIN)
+    daskbio("run", file, check=True)
+    # dask-jobqueue leaves this file on every machine it ran on; it holds no daskbio key.
+    config = tmp_path / "dask-config"
+    config.mkdir()
+    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    cores: 4\n")
+    script = (
+        "import sys\n"
+        "from daskbio.cli import main\n"
+        f"sys.argv = ['daskbio', {command!r}, {str(file)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('heavy:', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env={**env, "DASK_CONFIG": str(config)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "heavy: []" in out.stdout, out.stdout
+
+
+def test_a_daskbio_key_in_a_dask_config_file_is_read(tmp_path):
+    file = write_pipeline(tmp_path, CHAIN)
+    config = tmp_path / "dask-config"
+    config.mkdir()
+    (config / "daskbio.yaml").write_text(f"daskbio:\n  cache: {tmp_path / 'elsewhere'}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    daskbio("run", file, env={**env, "DASK_CONFIG": str(config)}, check=True)
+    assert (tmp_path / "elsewhere").is_dir() and not (tmp_path / "pipeline.daskbio").exists()
 
 
 def test_status_json_counts_per_function(chain):
