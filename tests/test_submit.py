@@ -176,6 +176,18 @@ def test_pbs_job_scripts_are_what_pbs_professional_and_torque_accept(tmp_path):
     assert not any("select=" in line for line in lines)
 
 
+def test_the_detached_driver_job_script_for_pbs_is_valid(tmp_path):
+    from daskbio.cli.submit import _driver_script
+
+    job = {"queue": "workq", "account": "lab42", "walltime": "02:00:00"}
+    script = _driver_script(
+        "pbs", tmp_path / "pipeline.py", "daskbio submit pipeline.py", tmp_path / "x.log", job
+    )
+    lines = pbs_directives(script, {**PBS_PRO, "-j": "oe"})
+    assert "#PBS -l walltime=02:00:00" in lines and "#PBS -q workq" in lines
+    assert script.rstrip().endswith("exec daskbio submit pipeline.py")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
