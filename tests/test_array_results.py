@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -247,3 +248,23 @@ def test_dask_collections_inside_a_result_are_stored_computed(tmp_path):
     stored_labels, stored_n = FileSystemStore(tmp_path).load(t.hash())
     assert type(stored_labels) is np.ndarray and int(stored_n) == 12
     np.testing.assert_array_equal(stored_labels, np.eye(12, dtype=np.int32) * np.arange(1, 13))
+
+
+_threads_seen: set[int] = set()
+
+
+def _note_thread(block):
+    _threads_seen.add(threading.get_ident())
+    return block + 1
+
+
+@TaskGenerator
+def noted(n):
+    return da.zeros(n, chunks=1).map_blocks(_note_thread)
+
+
+def test_a_sync_run_writes_array_chunks_in_its_own_thread(tmp_path):
+    _threads_seen.clear()
+    result = compute(noted(8), cache=tmp_path, scheduler="sync")
+    np.testing.assert_array_equal(result, np.ones(8))
+    assert _threads_seen == {threading.get_ident()}

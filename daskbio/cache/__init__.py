@@ -48,7 +48,7 @@ def _is_url(cache: object) -> bool:
 
 
 def open_store(
-    cache: Any = None,
+    cache: Store | str | os.PathLike[str] | Any | None = None,
     pipeline_file: str | os.PathLike[str] | None = None,
 ) -> Store:
     """A Store from ``cache``, or the one at the default location.

@@ -166,7 +166,8 @@ def _store_chunk(block: Any, data: Any, done: Any, index: tuple[int, ...]) -> No
 def compute_here(*collections: Any) -> tuple:
     """``dask.compute(*collections)`` on the cluster this code runs on: from inside a
     ``distributed`` worker through its client (the worker leaves its thread pool meanwhile,
-    so the work can run on it too), elsewhere on Dask's threads."""
+    so the work can run on it too), elsewhere on Dask's threads (or in this thread, for a
+    "sync" run)."""
     if "distributed" in sys.modules:  # else this cannot be a distributed worker
         # An import, not sys.modules' entry: another thread may be importing distributed,
         # and the import waits until it is complete.
@@ -181,7 +182,10 @@ def compute_here(*collections: Any) -> tuple:
                 return tuple(client.gather(client.compute(list(collections))))
     import dask
 
-    return dask.compute(*collections, scheduler="threads")
+    # Threads, with the run's worker count (``num_workers``), unless the run is "sync";
+    # never processes from inside a process pool's worker.
+    synchronous = dask.config.get("scheduler", None) in ("sync", "synchronous")
+    return dask.compute(*collections, scheduler="sync" if synchronous else "threads")
 
 
 def computed(value: Any) -> Any:

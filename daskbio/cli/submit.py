@@ -240,8 +240,7 @@ def _detach(file: Path, kind: str, job: dict) -> None:
     process), and say where to follow it."""
     log = file.absolute().with_suffix(".submit.log")
     dashboard = file.absolute().with_suffix(".dashboard")
-    args = [a for a in sys.argv[1:] if a != "--detach"]
-    command = shlex.join([sys.executable, "-m", "daskbio", *args])
+    command = shlex.join([sys.executable, "-m", "daskbio", "submit", *_same_options()])
     if kind == "local":
         with open(log, "w") as out:
             child = subprocess.Popen(
@@ -262,6 +261,27 @@ def _detach(file: Path, kind: str, job: dict) -> None:
     click.echo(f"Log: {log}")
     click.echo(f"Dashboard address (once running): {dashboard}")
     click.echo(f"Follow it with: daskbio status {file}")
+
+
+def _same_options() -> list[str]:
+    """This command's arguments, as given, less ``--detach``: what the driver job runs."""
+    ctx = click.get_current_context()
+    args = [str(ctx.params["file"])]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or param.name == "detach":
+            continue
+        if value is None or value is False or value == ():
+            continue
+        flag = param.opts[0]
+        if param.is_flag:
+            args.append(flag)
+        elif param.multiple:
+            args += [f"{flag}={v}" for v in value]
+        else:
+            text = ":".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            args.append(f"{flag}={text}")
+    return args
 
 
 def _driver_script(kind: str, file: Path, command: str, log: Path, job: dict) -> str:

@@ -86,6 +86,8 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
         raise ValueError(
             f"scheduler must be one of {SCHEDULERS} or a distributed.Client, got {scheduler!r}"
         )
+    import dask
+
     options: dict[str, Any] = {}
     if scheduler != "sync":
         if workers:
@@ -95,12 +97,16 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
         options["chunksize"] = max(
             1, min(64, len(graph) // (50 * (workers or os.cpu_count() or 1)))
         )
-    if not progress:
-        return get(graph, keys, **options)
-    from dask.diagnostics import ProgressBar
+    # Tasks that return dask arrays compute their chunks from inside their job
+    # (daskbio.cache.arrays.compute_here): with the same scheduler and worker count.
+    nested = {"scheduler": "sync"} if scheduler == "sync" else {"num_workers": workers}
+    with dask.config.set({k: v for k, v in nested.items() if v is not None}):
+        if not progress:
+            return get(graph, keys, **options)
+        from dask.diagnostics import ProgressBar
 
-    with ProgressBar(out=sys.stdout):
-        return get(graph, keys, **options)
+        with ProgressBar(out=sys.stdout):
+            return get(graph, keys, **options)
 
 
 def execute(
@@ -169,9 +175,9 @@ def compute(
     scheduler : {"sync", "threads", "processes"} or distributed.Client, optional
         Where to run. By default the active ``distributed.Client`` if there is one,
         else Dask's threaded scheduler.
-    cache : Store or path, optional
-        The cache. By default ``<stem>.daskbio/`` beside the running pipeline file, or the
-        Dask config key ``daskbio.cache``.
+    cache : Store, path, URL or Zarr store, optional
+        The cache (see :func:`daskbio.cache.open_store`). By default ``<stem>.daskbio/``
+        beside the running pipeline file, or the Dask config key ``daskbio.cache``.
 
     Examples
     --------
