@@ -176,6 +176,15 @@ def test_pbs_job_scripts_are_what_pbs_professional_and_torque_accept(tmp_path):
     assert not any("select=" in line for line in lines)
 
 
+def test_daskbio_submit_keys_in_the_dask_config_are_defaults(tmp_path):
+    pipeline = write_pipeline(tmp_path, SQUARES)
+    env = {"DASK_DASKBIO__SUBMIT__CLUSTER": "local", "DASK_DASKBIO__SUBMIT__ADAPT": "1:3"}
+    out = submit(pipeline, "--dry-run", env=env, check=True).stdout
+    assert "Plan: 17 Tasks, 0 cached, 17 to run on 1 to 3 jobs (local)" in out
+    out = submit(pipeline, "--dry-run", "--jobs", "2", env=env, check=True).stdout
+    assert "to run on 2 job(s) (local)" in out
+
+
 def test_the_detached_driver_job_script_for_pbs_is_valid(tmp_path):
     from daskbio.cli.submit import _driver_script
 
