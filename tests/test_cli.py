@@ -13,6 +13,7 @@ import pytest
 from conftest import DASKBIO, daskbio, write_pipeline
 
 from daskbio.cache import FileSystemStore
+from daskbio.cli import main
 
 CHAIN = """
 from daskbio import TaskGenerator
@@ -241,9 +242,7 @@ def test_value_mid_file_is_a_barrier_for_status_but_computes_in_run(tmp_path):
     assert daskbio("check", file).returncode == 0
 
 
-@pytest.mark.parametrize(
-    "command", ["run", "status", "invalidate", "cleanup", "check", "sleep-until", "shell"]
-)
+@pytest.mark.parametrize("command", sorted(main.commands))
 def test_every_command_has_help_with_an_example(command):
     out = daskbio(command, "--help", check=True)
     assert "Example" in out.stdout
