@@ -25,18 +25,27 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _config_dirs() -> list[Path]:
-    return [
-        Path(os.environ.get("DASK_CONFIG", Path.home() / ".config" / "dask")),
-        Path(os.environ.get("DASK_ROOT_CONFIG", "/etc/dask")),
-        Path(sys.prefix) / "etc" / "dask",
+    """The folders Dask reads config files from (as ``dask.config._get_paths`` lists them)."""
+    import site
+
+    dirs = [
+        os.environ.get("DASK_ROOT_CONFIG", "/etc/dask"),
+        os.path.join(sys.prefix, "etc", "dask"),
+        *(os.path.join(prefix, "etc", "dask") for prefix in site.PREFIXES),
+        os.path.join(os.path.expanduser("~"), ".config", "dask"),
     ]
+    if "DASK_CONFIG" in os.environ:
+        dirs.append(os.environ["DASK_CONFIG"])
+    return [Path(d) for d in dict.fromkeys(dirs)]
 
 
 def _has_daskbio_config() -> bool:
     """Whether Dask's configuration may hold a ``daskbio`` key: an environment variable
     for one, or a config file that mentions one (not just any file: dask-jobqueue writes
     ``~/.config/dask/jobqueue.yaml`` on every machine it is imported on)."""
-    if "dask.config" in sys.modules or any(k.startswith("DASK_DASKBIO__") for k in os.environ):
+    if "dask.config" in sys.modules or any(
+        k.startswith("DASK_") and k[5:].upper().startswith("DASKBIO__") for k in os.environ
+    ):
         return True
     for folder in _config_dirs():
         try:

@@ -141,6 +141,20 @@ def test_invalidate_by_name_removes_exactly_the_downstream_set(chain):
     assert report["source"]["done"] == 4 and report["unrelated"]["done"] == 1
 
 
+def test_invalidate_also_removes_partly_written_arrays(chain):
+    store = FileSystemStore(chain.with_suffix(".daskbio"))
+    partial = "ef" * 16
+    store._array_store(partial)  # a group as a killed write leaves it
+    import dask.array as da
+
+    store.save(partial, da.ones(4, chunks=2))
+    store._delete(partial)
+    assert store.partial() == {partial}
+    out = daskbio("invalidate", "combine", "-f", chain, check=True).stdout
+    assert f"removed a partly written array {partial}" in out
+    assert store.partial() == set()
+
+
 def test_invalidate_by_hash_prefix_and_dry_run(chain):
     store = entries(chain)
     keys = set(store.keys())

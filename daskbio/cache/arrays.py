@@ -30,7 +30,7 @@ from typing import Any
 FORMAT = "zarr"
 DATA = "data"
 DONE = "done"
-GRAPH = "daskbio-graph"  # group attribute: the dask name of the array being written
+GRAPH = "daskbio-graph"  # group attribute: what makes the array being written
 
 
 def is_array(value: Any) -> bool:
@@ -54,16 +54,17 @@ def _codecs() -> dict[str, Any]:
     return {"compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()]}
 
 
-def write(where: Any, value: Any) -> dict[str, Any]:
+def write(where: Any, value: Any, code: str | None = None) -> dict[str, Any]:
     """Write the array ``value`` to the Zarr group at ``where``; return its description.
 
     A numpy array is written in one go. A dask array is written chunk by chunk by the
     workers of the running Dask scheduler (the active ``distributed`` cluster when called
     on one of its workers, else threads), skipping the chunks that an earlier, interrupted
-    write of the same array already completed.
+    write of the same array (same dask graph name and same ``code`` fingerprint of the
+    Task's function) already completed.
     """
     if is_dask_array(value):
-        return _write_dask(where, value)
+        return _write_dask(where, value, code)
     import uuid
 
     import zarr
@@ -99,7 +100,7 @@ def _regular(x: Any) -> Any:
     return x.rechunk(x.chunksize)
 
 
-def _write_dask(where: Any, x: Any) -> dict[str, Any]:
+def _write_dask(where: Any, x: Any, code: str | None) -> dict[str, Any]:
     import dask
     import numpy as np
     import zarr
@@ -110,7 +111,7 @@ def _write_dask(where: Any, x: Any) -> dict[str, Any]:
             "chunk by chunk: return x.compute_chunk_sizes() instead"
         )
     x = _regular(x)
-    data, done = _open_for_resume(where, x)
+    data, done = _open_for_resume(where, x, f"{x.name} {code}")
     finished = done[...]
     blocks = x.to_delayed()
     store_chunk = dask.delayed(_store_chunk, pure=True)
@@ -129,14 +130,17 @@ def _write_dask(where: Any, x: Any) -> dict[str, Any]:
     return _describe(zarr.open_array(where, path=DATA, mode="r"))
 
 
-def _open_for_resume(where: Any, x: Any) -> tuple[Any, Any]:
+def _open_for_resume(where: Any, x: Any, identity: str) -> tuple[Any, Any]:
     """The ``data`` and ``done`` arrays at ``where``: those of an earlier write of the
     same array if there is one, else new ones.
 
-    "The same array" means the same dask graph name (Dask derives it from the functions
-    and arguments that make the array, code included) as well as the same shape, dtype
-    and chunks: a Task's hash does not change when its code does, and chunks written by
-    yesterday's code must not be mixed with today's.
+    "The same array" means the same ``identity`` — the dask graph name (Dask derives it from
+    the functions and arguments that make the array; cached inputs are named by their
+    write) and the Task function's code fingerprint — as well as the same shape, dtype and
+    chunks: a Task's hash does not change when code does, and chunks written by
+    yesterday's code must not be mixed with today's. (Code of helpers that Dask names by
+    their import path is not seen: invalidate after changing it; that removes partial
+    writes too.)
     """
     import zarr
 
@@ -144,11 +148,11 @@ def _open_for_resume(where: Any, x: Any) -> tuple[Any, Any]:
         group = zarr.open_group(where, mode="r+")
         data, done = group[DATA], group[DONE]
         same = (data.shape, data.dtype, data.chunks) == (x.shape, x.dtype, x.chunksize)
-        if same and group.attrs.get(GRAPH) == x.name:
+        if same and group.attrs.get(GRAPH) == identity:
             return data, done
     except (FileNotFoundError, KeyError, ValueError):
         pass
-    group = zarr.open_group(where, mode="w", attributes={GRAPH: x.name})
+    group = zarr.open_group(where, mode="w", attributes={GRAPH: identity})
     data = group.create_array(DATA, shape=x.shape, dtype=x.dtype, chunks=x.chunksize, **_codecs())
     done = group.create_array(
         DONE, shape=x.numblocks, dtype="u1", chunks=(1,) * x.ndim, fill_value=0
@@ -205,16 +209,16 @@ def computed(value: Any) -> Any:
     return compute_here(value)[0] if has else value
 
 
-def load(where: Any, path: str) -> Any:
+def load(where: Any, path: str, name: str | None = None) -> Any:
     """The array ``path`` of the group at ``where``: a numpy array, or a dask array chunked
-    as stored when it holds more than :func:`lazy_threshold` bytes."""
+    as stored (named ``name``) when it holds more than :func:`lazy_threshold` bytes."""
     import zarr
 
     data = zarr.open_array(where, path=path, mode="r")
     if data.nbytes > lazy_threshold():
         import dask.array as da
 
-        return da.from_zarr(data)
+        return da.from_zarr(data, name=name)
     return data[...]
 
 

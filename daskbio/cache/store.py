@@ -130,9 +130,13 @@ class Store(ABC):
         file-system call per entry).
         """
         header = dict(meta or {})
+        if arrays.is_dask_array(value) and self.has(key):
+            # Committed already (a recomputation after a lost worker, or another run of
+            # the same pipeline): rewriting it in place would expose a half-written array.
+            return self.metadata(key)["size"]
         if arrays.is_array(value):
             fmt, payload = arrays.FORMAT, b""
-            header["array"] = arrays.write(self._array_store(key), value)
+            header["array"] = arrays.write(self._array_store(key), value, header.get("fingerprint"))
             size = header["array"]["stored"]
         else:
             fmt, payload = formats.dumps(value)
@@ -170,7 +174,9 @@ class Store(ABC):
             if header["format"] == arrays.FORMAT:
                 # Zarr checks each chunk's CRC32C as it reads it: here for a numpy
                 # result, in the computation that reads it for a lazy one.
-                return arrays.load(self._array_store(key), header["array"]["path"])
+                # Named by the write, so graphs built on it change when it is rewritten.
+                name = f"cached-{key}-{xxhash.xxh3_64_hexdigest(str(header['written']).encode())}"
+                return arrays.load(self._array_store(key), header["array"]["path"], name)
             return formats.loads(header["format"], payload)
         except Exception as e:
             raise CorruptEntry(key, f"cannot decode: {e}") from e

@@ -77,7 +77,8 @@ def matching(store: Store, task: str) -> set[str]:
 def invalidate(task: str, file: Path, cache: str | None, dry_run: bool) -> None:
     """Remove the results of TASK and of every Task downstream of it, so they recompute.
 
-    TASK is a function name (all its Tasks) or a prefix of a Task's hash.
+    TASK is a function name (all its Tasks) or a prefix of a Task's hash. Partly written
+    arrays (of runs killed mid-write) go too: nothing records what they were made from.
 
     \b
     Example:
@@ -93,5 +94,15 @@ def invalidate(task: str, file: Path, cache: str | None, dry_run: bool) -> None:
         if not dry_run:
             freed += store.delete(key)
         click.echo(f"{'would remove' if dry_run else 'removed'} {meta.get('name', '?')} {key}")
+    # A partly written array has no metadata to say what it was computed from: it may
+    # hold chunks made from what is being invalidated, so it must not be resumed.
+    partial = store.partial() - doomed.keys()
+    for key in sorted(partial):
+        if not dry_run:
+            freed += store.delete(key)
+        click.echo(f"{'would remove' if dry_run else 'removed'} a partly written array {key}")
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {len(doomed)} entries ({freed} bytes) from {store.location}")
+    click.echo(
+        f"{verb} {len(doomed)} entries and {len(partial)} partly written arrays ({freed} bytes) "
+        f"from {store.location}"
+    )

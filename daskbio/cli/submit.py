@@ -179,9 +179,10 @@ def _run(
     from daskbio.clusters import cluster
 
     with _signals_as_interrupt():
-        with _settings_checked(kind):
-            started = cluster(kind, jobs=jobs, adapt=adapt, **job)
+        started = None
         try:
+            with _settings_checked(kind):
+                started = cluster(kind, jobs=jobs, adapt=adapt, **job)
             with Client(started) as client:
                 click.echo(f"Dask dashboard: {client.dashboard_link}")
                 dashboard = file.absolute().with_suffix(".dashboard")
@@ -190,12 +191,19 @@ def _run(
                 _check_workers_see(client, store)
                 compute_pipeline(file, cache, client, None, start)
         finally:
-            # Cancels every job this run started, however it ends; a second Ctrl-C must
-            # not cut that short and leave jobs queued.
-            handlers = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-            started.close()
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
+            if started is not None:
+                _cancel_jobs(started)
+
+
+def _cancel_jobs(started: Any) -> None:
+    """Close the cluster, cancelling every job it started, however the run ended; a second
+    Ctrl-C must not cut that short and leave jobs queued."""
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    try:
+        started.close()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 # Ctrl-C, scancel/qdel of a detached driver or a shutdown, and a closed SSH session.
@@ -266,7 +274,7 @@ def _detach(file: Path, kind: str, job: dict) -> None:
 def _same_options() -> list[str]:
     """This command's arguments, as given, less ``--detach``: what the driver job runs."""
     ctx = click.get_current_context()
-    args = [str(ctx.params["file"])]
+    args = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if not isinstance(param, click.Option) or param.name == "detach":
@@ -281,7 +289,7 @@ def _same_options() -> list[str]:
         else:
             text = ":".join(map(str, value)) if isinstance(value, tuple) else str(value)
             args.append(f"{flag}={text}")
-    return args
+    return [*args, "--", str(ctx.params["file"])]
 
 
 def _driver_script(kind: str, file: Path, command: str, log: Path, job: dict) -> str:

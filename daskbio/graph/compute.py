@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -100,7 +101,11 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
     # Tasks that return dask arrays compute their chunks from inside their job
     # (daskbio.cache.arrays.compute_here): with the same scheduler and worker count.
     nested = {"scheduler": "sync"} if scheduler == "sync" else {"num_workers": workers}
-    with dask.config.set({k: v for k, v in nested.items() if v is not None}):
+    nested = {k: v for k, v in nested.items() if v is not None}
+    if scheduler == "processes" and nested:
+        # The pool's processes do not see this process's config: set it in each.
+        options["initializer"] = functools.partial(dask.config.set, nested)
+    with dask.config.set(nested):
         if not progress:
             return get(graph, keys, **options)
         from dask.diagnostics import ProgressBar
