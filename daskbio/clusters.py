@@ -109,8 +109,6 @@ def job_script(kind: str, **settings: Any) -> str:
     without submitting anything (for ``daskbio submit --dry-run``)."""
     if kind == "local":
         return "(local: no batch script; the workers are processes on this machine)"
-    settings.pop("jobs", None)
-    settings.pop("adapt", None)
     unstarted = _unstarted(kind, workers=0, **settings)
     try:
         return unstarted.job_script()

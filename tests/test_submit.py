@@ -69,6 +69,22 @@ def jobs() -> list[str]:
     return out.stdout.split("\n")[:-1]
 
 
+def running_workers() -> list[str]:
+    """The job ids of the dask workers that SLURM runs now."""
+    return [line.split()[0] for line in jobs() if "dask-worker" in line and "RUNNING" in line]
+
+
+def start_submit(pipeline: Path, seconds: str) -> subprocess.Popen:
+    """``daskbio submit`` of ``pipeline`` on two SLURM jobs, in the background, with each
+    square taking ``seconds``."""
+    return subprocess.Popen(
+        [*DASKBIO, "submit", pipeline, "--cluster", "slurm", "--jobs", "2", *SMALL_JOBS,
+         "--allow-local-cache"],
+        env={**os.environ, **JOBQUEUE_ENV, "SQUARE_SECONDS": seconds},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def no_job_left():
     """Every slurm test ends with no job of it left in squeue."""
@@ -256,16 +272,11 @@ def test_slurm_submit_computes_the_example_as_a_local_run_does(example, tmp_path
 def test_a_worker_job_killed_mid_run_costs_only_its_running_tasks(tmp_path):
     pipeline = write_pipeline(tmp_path, SQUARES)
     store = FileSystemStore(tmp_path / "pipeline.daskbio")
-    env = {**os.environ, **JOBQUEUE_ENV, "SQUARE_SECONDS": "1"}
-    child = subprocess.Popen(
-        [*DASKBIO, "submit", pipeline, "--cluster", "slurm", "--jobs", "2", *SMALL_JOBS,
-         "--allow-local-cache"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    child = start_submit(pipeline, "1")
     deadline = time.monotonic() + 120
     while len(store.keys()) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
-    workers = [line.split()[0] for line in jobs() if "dask-worker" in line and "RUNNING" in line]
+    workers = running_workers()
     assert len(workers) == 2, jobs()
     subprocess.run(["scancel", workers[0]], check=True)
     stdout, stderr = child.communicate(timeout=240)
@@ -278,14 +289,9 @@ def test_a_worker_job_killed_mid_run_costs_only_its_running_tasks(tmp_path):
 @slurm_test
 def test_sigterm_to_submit_cancels_every_job_it_started(tmp_path):
     pipeline = write_pipeline(tmp_path, SQUARES)
-    env = {**os.environ, **JOBQUEUE_ENV, "SQUARE_SECONDS": "30"}
-    child = subprocess.Popen(
-        [*DASKBIO, "submit", pipeline, "--cluster", "slurm", "--jobs", "2", *SMALL_JOBS,
-         "--allow-local-cache"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    child = start_submit(pipeline, "30")
     deadline = time.monotonic() + 60
-    while sum("dask-worker" in j and "RUNNING" in j for j in jobs()) < 2:
+    while len(running_workers()) < 2:
         assert time.monotonic() < deadline, "the workers never started"
         time.sleep(0.2)
     time.sleep(2)

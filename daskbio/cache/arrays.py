@@ -37,9 +37,8 @@ def is_array(value: Any) -> bool:
     """Whether ``value`` is stored as a Zarr array: a numpy or dask array of a numeric or
     boolean dtype with at least one dimension (others are pickled or stored as ``.npy``)."""
     np = sys.modules.get("numpy")
-    if np is not None and type(value) is np.ndarray:
-        return value.ndim > 0 and value.dtype.kind in "biufc"
-    return is_dask_array(value) and value.ndim > 0 and value.dtype.kind in "biufc"
+    numpy_array = np is not None and type(value) is np.ndarray
+    return (numpy_array or is_dask_array(value)) and value.ndim > 0 and value.dtype.kind in "biufc"
 
 
 def is_dask_array(value: Any) -> bool:
@@ -203,10 +202,11 @@ def computed(value: Any) -> Any:
     if dask is None or is_array(value):
         return value
     items = value.values() if isinstance(value, dict) else value
-    has = dask.is_dask_collection(value) or (
+    if dask.is_dask_collection(value) or (
         isinstance(value, (tuple, list, dict)) and any(map(dask.is_dask_collection, items))
-    )
-    return compute_here(value)[0] if has else value
+    ):
+        return compute_here(value)[0]
+    return value
 
 
 def load(where: Any, path: str, name: str | None = None) -> Any:
