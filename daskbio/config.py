@@ -17,10 +17,17 @@ DEFAULTS: dict[str, Any] = {
     "daskbio.cache": None,
     # Cached arrays larger than this come back as lazy dask arrays (daskbio/cache/arrays.py).
     "daskbio.lazy-above": "256 MiB",
+    # The file holding the key that signs entries (daskbio/cache/signing.py); None: the
+    # user's config folder.
+    "daskbio.key-file": None,
+    # Who may read and write new cache folders and files: "owner" or "group".
+    "daskbio.cache-access": "owner",
     # daskbio submit's defaults (daskbio/cli/submit.py); jobs' own settings are jobqueue.*.
     "daskbio.submit.cluster": None,
     "daskbio.submit.jobs": None,
     "daskbio.submit.adapt": None,
+    # Where submit's scheduler and dashboard listen (daskbio/clusters.py: default 127.0.0.1).
+    "daskbio.submit.listen": None,
 }
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 DASKBIO = [sys.executable, "-m", "daskbio"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One signing key for the whole run, its subprocesses and SLURM jobs included, kept
+    # out of the user's own config folder.
+    if "DASKBIO_KEY_FILE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="daskbio-test-key-")
+        os.environ["DASKBIO_KEY_FILE"] = os.path.join(folder, "key")
 
 
 @pytest.fixture

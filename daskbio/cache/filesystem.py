@@ -1,33 +1,273 @@
-"""The embedded default store: one file per entry in a folder, sharded by hash prefix."""
+"""The embedded default store: a folder of files, sharded by hash prefix.
+
+::
+
+    cache/3f/3fa2c1...e9          an entry (signed metadata, and the pickle if any)
+    cache/3f/3fa2c1...e9.failed   the last failure of that Task
+    cache/3f/3fa2c1...e9.lock     who is computing it
+    cache/3f/3fa2c1...e9.zarr/    its payload folder (arrays; see daskbio.cache.arrays)
+    cache/code/<function>-<code>  "results of this function were computed by this code"
+
+Folders and files are made owner-only (0700 and 0600) whatever the umask, or group
+readable and writable with the Dask config key ``daskbio.cache-access: group``
+(docs/security.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.store import ARRAY, FAILED, HEADER_BYTES, Store
+from daskbio.cache.index import Index, Kind
+from daskbio.cache.payloads import SHARD, SUFFIX, Payloads
+from daskbio.cache.store import Store
 
-SHARD = 2  # hex digits of the hash that name an entry's folder
+_SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
+CODE_FOLDER = "code"
+
+
+def access_modes() -> tuple[int, int]:
+    """The modes of new cache folders and files: owner-only, or shared with the group
+    (setgid folders, so files keep the group) under ``daskbio.cache-access: group``."""
+    from daskbio import config
+
+    access = config.get("daskbio.cache-access")
+    if access == "group":
+        return 0o2770, 0o660
+    if access != "owner":
+        raise ValueError(f"daskbio.cache-access must be 'owner' or 'group', got {access!r}")
+    return 0o700, 0o600
+
+
+def make_folder(path: str, mode: int) -> None:
+    """Create ``path`` (and missing parents inside the cache) with exactly ``mode``."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        make_folder(os.path.dirname(path), mode)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, mode)
+    os.chmod(path, mode)
+
+
+class FileIndex(Index):
+    """Records as files under ``root`` (see the module's docstring for the layout).
+
+    Each file is written under a hidden temporary name in its folder and renamed into
+    place (linked, for an exclusive create), so a process killed at any instant leaves
+    the whole record or none; both work on the POSIX filesystems clusters share.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.location = str(self.root)
+        self._made: set[str] = set()
+        self._modes: tuple[int, int] | None = None
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.root,))
+
+    def __repr__(self) -> str:
+        return f"FileIndex({self.location!r})"
+
+    def _path(self, kind: Kind, key: str) -> str:
+        if kind is Kind.CODE:
+            return os.path.join(self.location, CODE_FOLDER, key)
+        return os.path.join(self.location, key[:SHARD], key + _SUFFIXES[kind])
+
+    def describe(self, kind: Kind, key: str) -> str:
+        return self._path(kind, key)
+
+    def modes(self) -> tuple[int, int]:
+        if self._modes is None:
+            self._modes = access_modes()
+        return self._modes
+
+    def get(self, kind: Kind, key: str, head: int | None = None) -> bytes:
+        try:
+            fd = os.open(self._path(kind, key), os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        try:
+            if head is not None:
+                return os.read(fd, head)
+            with open(fd, "rb", closefd=False) as f:
+                return f.read()
+        finally:
+            os.close(fd)
+
+    def _temporary(self, kind: Kind, key: str, data: bytes) -> tuple[str, str]:
+        """Write ``data`` beside the record's place; return (temporary path, final path)."""
+        final = self._path(kind, key)
+        folder = os.path.dirname(final)
+        dir_mode, file_mode = self.modes()
+        if folder not in self._made:
+            if not os.path.isdir(self.location):
+                make_folder(self.location, dir_mode)
+            make_folder(folder, dir_mode)
+            self._made.add(folder)
+        tmp = os.path.join(
+            folder, f".tmp-{os.path.basename(final)}-{os.getpid()}-{threading.get_ident()}"
+        )
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode)
+            try:
+                os.fchmod(fd, file_mode)  # whatever the umask
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp, final
+
+    def put(self, kind: Kind, key: str, data: bytes) -> None:
+        tmp, final = self._temporary(kind, key, data)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+        tmp, final = self._temporary(kind, key, data)
+        try:
+            os.link(tmp, final)  # fails if the record exists, atomically
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+
+    def remove(self, kind: Kind, key: str) -> int:
+        path = self._path(kind, key)
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def _shards(self, prefix: str) -> list[str]:
+        if len(prefix) >= SHARD:
+            return [prefix[:SHARD]]
+        try:
+            return [e.name for e in os.scandir(self.root) if len(e.name) == SHARD and e.is_dir()]
+        except FileNotFoundError:
+            return []
+
+    def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
+        if kind is Kind.CODE:
+            try:
+                names = os.listdir(os.path.join(self.location, CODE_FOLDER))
+            except FileNotFoundError:
+                return []
+            return [n for n in names if n.startswith(prefix) and not n.startswith(".")]
+        suffix = _SUFFIXES[kind]
+        return [
+            _key
+            for name in self._listing(set(self._shards(prefix)))
+            if (_key := _key_of(name, suffix)) is not None and _key.startswith(prefix)
+        ]
+
+    def _listing(self, shards: set[str]) -> set[str]:
+        found: set[str] = set()
+        for shard in shards:
+            with contextlib.suppress(FileNotFoundError):
+                found.update(os.listdir(os.path.join(self.location, shard)))
+        return found
+
+    def contains(self, kind: Kind, keys: set[str]) -> set[str]:
+        if len(keys) < 32 or kind is Kind.CODE:
+            return {k for k in keys if os.path.exists(self._path(kind, k))}
+        suffix = _SUFFIXES[kind]
+        names = self._listing({k[:SHARD] for k in keys})
+        return keys & {n[: len(n) - len(suffix)] for n in names if n.endswith(suffix)}
+
+    def lookup(self, keys: set[str]) -> tuple[set[str], set[str]]:
+        if len(keys) < 32:
+            return super().lookup(keys)
+        # One listing answers both questions: a failure record sits beside its entry.
+        names = self._listing({k[:SHARD] for k in keys})
+        n = len(_SUFFIXES[Kind.FAILURE])
+        # Failure records are few: look for them only among the names that are not keys.
+        failed = {name[:-n] for name in names - keys if name.endswith(_SUFFIXES[Kind.FAILURE])}
+        return keys & names, keys & failed
+
+    def sweep(self, older_than: float) -> int:
+        freed = 0
+        cutoff = time.time() - older_than
+        for tmp in self.root.glob("*/.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                st = tmp.stat()
+                if st.st_mtime < cutoff:
+                    tmp.unlink()
+                    freed += st.st_size
+        return freed
+
+
+def _key_of(name: str, suffix: str) -> str | None:
+    """The key a file named ``name`` is the record of, for records with ``suffix``."""
+    if name.startswith("."):
+        return None
+    if suffix:
+        return name[: -len(suffix)] if name.endswith(suffix) else None
+    return None if "." in name else name
+
+
+def _private_local_store(root: Path) -> Any:
+    """A Zarr ``LocalStore`` at ``root`` whose files and folders get the cache's modes."""
+    from zarr.storage import LocalStore
+
+    class PrivateLocalStore(LocalStore):
+        def __reduce__(self) -> tuple:
+            return (_private_local_store, (self.root,))
+
+        async def _open(self) -> None:
+            # Before Zarr's own _open makes the cache folder with the umask's mode.
+            make_folder(str(self.root), access_modes()[0])
+            await super()._open()
+
+        async def _set(self, key: str, value: Any, exclusive: bool = False) -> None:
+            dir_mode, file_mode = access_modes()
+            # The key's payload folder (``ab/<key>.zarr``) is made here, with its shard and
+            # the cache folder if need be; Zarr makes the folders inside it.
+            top = self.root.joinpath(*key.split("/")[:2])
+            make_folder(str(top), dir_mode)
+            await super()._set(key, value, exclusive)
+            path = self.root / key
+            os.chmod(path, file_mode)
+            folder = path.parent
+            while folder != top and stat_mode(folder) != dir_mode:
+                os.chmod(folder, dir_mode)
+                folder = folder.parent
+
+    return PrivateLocalStore(root)
+
+
+def stat_mode(path: Path) -> int:
+    """The permission bits of ``path`` (with setgid)."""
+    return os.stat(path).st_mode & 0o7777
 
 
 class FileSystemStore(Store):
-    """Entries as files under ``root/<first two hex digits>/<hash>``, array results as
-    Zarr folders beside them (``<hash>.zarr/``).
-
-    Each file is written under a hidden temporary name in the same folder and renamed
-    into place, so a process killed at any instant leaves either the whole entry or
-    none. Works on any POSIX filesystem a cluster's nodes share.
+    """The cache in a folder (see :mod:`daskbio.cache.filesystem` for the layout).
 
     Parameters
     ----------
     root : str or path
-        The cache folder; created on first write.
+        The cache folder; created on first write, owner-only.
 
     Examples
     --------
@@ -40,124 +280,12 @@ class FileSystemStore(Store):
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = self.folder = Path(root).absolute()
-        self.location = str(self.root)
-        self._made: set[str] = set()
+        index = FileIndex(root)
+        self.root = self.folder = index.root
+        super().__init__(index, Payloads(_private_local_store(self.root)), None, index.location)
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.root,))
 
-    def _path(self, name: str) -> str:
-        return os.path.join(self.location, name[:SHARD], name)
 
-    def _read(self, name: str, header_only: bool = False) -> bytes:
-        try:
-            fd = os.open(self._path(name), os.O_RDONLY)
-        except FileNotFoundError:
-            raise KeyError(name) from None
-        try:
-            if header_only:
-                return os.read(fd, HEADER_BYTES)
-            with open(fd, "rb", closefd=False) as f:
-                return f.read()
-        finally:
-            os.close(fd)
-
-    def _write(self, name: str, data: bytes) -> None:
-        shard = name[:SHARD]
-        folder = os.path.join(self.location, shard)
-        if shard not in self._made:
-            os.makedirs(folder, exist_ok=True)
-            self._made.add(shard)
-        tmp = os.path.join(folder, f".tmp-{name}-{os.getpid()}-{threading.get_ident()}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(tmp, os.path.join(folder, name))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def _array_store(self, key: str) -> Any:
-        from zarr.storage import LocalStore
-
-        return LocalStore(self._path(key) + ARRAY)
-
-    def _array_bytes(self, key: str) -> int:
-        total = 0
-        for folder, _, files in os.walk(self._path(key) + ARRAY):
-            for name in files:
-                with contextlib.suppress(FileNotFoundError):
-                    total += os.stat(os.path.join(folder, name)).st_size
-        return total
-
-    def _delete_array(self, key: str) -> int:
-        freed = self._array_bytes(key)
-        shutil.rmtree(self._path(key) + ARRAY, ignore_errors=True)
-        return freed
-
-    def _delete(self, name: str) -> int:
-        path = self._path(name)
-        try:
-            size = os.stat(path).st_size
-            os.unlink(path)
-        except FileNotFoundError:
-            return 0
-        return size
-
-    def _names(self, prefix: str = "") -> Iterable[str]:
-        if len(prefix) >= SHARD:
-            shards = [os.path.join(self.location, prefix[:SHARD])]
-        else:
-            try:
-                shards = [e.path for e in os.scandir(self.root) if e.is_dir()]
-            except FileNotFoundError:
-                return
-        for shard in shards:
-            try:
-                names = os.listdir(shard)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if name.startswith(prefix) and not name.startswith("."):
-                    yield name
-
-    def sweep(self, older_than: float = 3600.0) -> int:
-        freed = 0
-        cutoff = time.time() - older_than
-        for tmp in self.root.glob("*/.tmp-*"):
-            with contextlib.suppress(FileNotFoundError):
-                st = tmp.stat()
-                if st.st_mtime < cutoff:
-                    tmp.unlink()
-                    freed += st.st_size
-        return freed
-
-    def _contains_many(self, names: set[str]) -> set[str]:
-        if len(names) < 32:
-            return {n for n in names if os.path.exists(self._path(n))}
-        return names & self._listing({n[:SHARD] for n in names})
-
-    def lookup(self, keys: Iterable[str]) -> tuple[set[str], set[str]]:
-        keys = set(keys)
-        if len(keys) < 32:
-            return super().lookup(keys)
-        # One listing answers both questions: a failure record sits beside its entry.
-        names = self._listing({k[:SHARD] for k in keys})
-        n = len(FAILED)
-        # Failure records are few: look for them only among the names that are not keys.
-        failed = {name[:-n] for name in names - keys if name.endswith(FAILED)}
-        return keys & names, keys & failed
-
-    def _listing(self, shards: set[str]) -> set[str]:
-        found: set[str] = set()
-        for shard in shards:
-            with contextlib.suppress(FileNotFoundError):
-                found.update(os.listdir(os.path.join(self.location, shard)))
-        return found
+__all__ = ["SUFFIX", "FileIndex", "FileSystemStore", "access_modes"]

@@ -4,13 +4,52 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
 
-from daskbio.cache.store import ARRAY, HEADER_BYTES, Store
+from daskbio.cache.index import Index, Kind
+from daskbio.cache.payloads import Payloads
+from daskbio.cache.store import Store
+
+
+class MemoryIndex(Index):
+    """Records in a dict; nothing survives the process, and nothing leaves it."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[Kind, str], bytes] = {}
+        self._guard = threading.Lock()
+
+    def __reduce__(self) -> tuple:
+        raise TypeError("a memory store lives in one process: use a FileSystemStore or a URL")
+
+    def __repr__(self) -> str:
+        return "MemoryIndex()"
+
+    def get(self, kind: Kind, key: str, head: int | None = None) -> bytes:
+        record = self._records[kind, key]
+        return record if head is None else record[:head]
+
+    def put(self, kind: Kind, key: str, data: bytes) -> None:
+        with self._guard:
+            self._records[kind, key] = bytes(data)
+
+    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+        with self._guard:
+            if (kind, key) in self._records:
+                return False
+            self._records[kind, key] = bytes(data)
+            return True
+
+    def remove(self, kind: Kind, key: str) -> int:
+        with self._guard:
+            record = self._records.pop((kind, key), None)
+        return 0 if record is None else len(record)
+
+    def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
+        with self._guard:
+            return [k for (c, k) in self._records if c is kind and k.startswith(prefix)]
 
 
 class MemoryStore(Store):
-    """Entries in a dict; nothing survives the process.
+    """Entries in memory; nothing survives the process.
 
     Examples
     --------
@@ -20,41 +59,10 @@ class MemoryStore(Store):
     (True, [1, 2])
     """
 
-    location = "memory"
-
     def __init__(self) -> None:
-        self._blobs: dict[str, bytes] = {}
-        self._arrays: dict[str, dict[str, Any]] = {}
-        self._guard = threading.Lock()
+        import zarr.storage
 
-    def _read(self, name: str, header_only: bool = False) -> bytes:
-        blob = self._blobs[name]
-        return blob[:HEADER_BYTES] if header_only else blob
+        super().__init__(MemoryIndex(), Payloads(zarr.storage.MemoryStore()), None, "memory")
 
-    def _write(self, name: str, data: bytes) -> None:
-        with self._guard:
-            self._blobs[name] = bytes(data)
-
-    def _delete(self, name: str) -> int:
-        with self._guard:
-            blob = self._blobs.pop(name, None)
-        return 0 if blob is None else len(blob)
-
-    def _names(self, prefix: str = "") -> Iterable[str]:
-        names = list(self._blobs) + [k + ARRAY for k, group in list(self._arrays.items()) if group]
-        return [n for n in names if n.startswith(prefix)]
-
-    def _array_store(self, key: str) -> Any:
-        from zarr.storage import MemoryStore
-
-        with self._guard:
-            return MemoryStore(self._arrays.setdefault(key, {}))
-
-    def _array_bytes(self, key: str) -> int:
-        return sum(len(chunk) for chunk in list(self._arrays.get(key, {}).values()))
-
-    def _delete_array(self, key: str) -> int:
-        freed = self._array_bytes(key)
-        with self._guard:
-            self._arrays.pop(key, None)
-        return freed
+    def __reduce__(self) -> tuple:
+        return self.index.__reduce__()

@@ -1,118 +1,115 @@
-"""The Store interface: a content-addressed cache of results, keyed by Task hash.
+"""The Store: a content-addressed cache of results keyed by Task hash, whose values are
+always the ones that were stored, or refused.
 
-A backend implements five byte-level primitives (``_read``, ``_write``, ``_delete``,
-``_names`` and optionally ``_contains_many``) and three for array data (``_array_store``,
-``_array_bytes``, ``_delete_array``); everything else — entry layout, checksums, failure
-records — lives here, once. Backends know nothing of Tasks.
+A Store composes an :class:`~daskbio.cache.index.Index` (the records: entries, failures,
+code versions, locks) and :class:`~daskbio.cache.payloads.Payloads` (arrays, and pickles
+too large for their entry). The backends (:mod:`~daskbio.cache.filesystem`,
+:mod:`~daskbio.cache.memory`, :mod:`~daskbio.cache.zarrstore`) choose the two; this
+class holds everything else, once.
 
-An entry is one blob: a magic line, one line of JSON metadata, then the payload. The
-blob is written under a temporary name and renamed, so a reader sees a whole entry or
-none (ARCHITECTURE.md decision 5). The metadata's checksum is verified on every load.
-Numeric arrays are not in the blob: they are a Zarr group named ``<key>.zarr`` beside it
-(see :mod:`daskbio.cache.arrays`), written first, and committed by the blob.
+An entry is one record: a magic line, a signature line, one line of JSON metadata, then
+the payload when it is inline. The metadata holds the payload's digest (or, for an array,
+its manifest: the digest of every chunk), and the signature, an HMAC under a key kept
+outside the cache (:mod:`~daskbio.cache.signing`), covers the metadata. Payloads are
+written first and the entry commits them in one operation (ARCHITECTURE.md decision 5).
+Anything that fails a check is removed, reported as :class:`CorruptEntry` naming the Task
+and the file, and never unpickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import secrets
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import xxhash
 
 from daskbio.cache import arrays, formats
+from daskbio.cache.errors import CacheWriteError, CorruptEntry
+from daskbio.cache.index import Index, Kind
+from daskbio.cache.payloads import Payloads
+from daskbio.cache.signing import Signer, digest, load_key
 
-MAGIC = b"DASKBIO-ENTRY-1\n"
-FAILED = ".failed"
-ARRAY = ".zarr"
-MARK = "mark."
-# Enough to hold the metadata of all but Tasks with thousands of dependencies.
+MAGIC = b"DASKBIO-ENTRY-2\n"
+_OLD_MAGIC = b"DASKBIO-ENTRY-"
+# Enough to hold the metadata of all but Tasks with thousands of dependencies or arrays
+# with hundreds of chunks (those are read whole).
 HEADER_BYTES = 4096
 
 
-class CorruptEntry(Exception):
-    """A cache entry failed its checksum or could not be decoded."""
-
-    def __init__(self, key: str, why: str) -> None:
-        super().__init__(f"cache entry {key} is corrupt ({why})")
-        self.key = key
-        self.why = why
-
-    def __reduce__(self) -> tuple:
-        return (type(self), (self.key, self.why))
-
-
-class Store(ABC):
+class Store:
     """Content-addressed storage for Task results.
 
-    Keys are Task hashes (hexadecimal strings). Subclasses provide the byte-level
-    primitives; this class turns them into entries with metadata and checksums.
+    Parameters
+    ----------
+    index : Index
+        Where the records are.
+    payloads : Payloads
+        Where arrays, and pickles larger than ``inline_limit``, are.
+    inline_limit : int, optional
+        Pickles up to this many bytes travel inside their entry; None: all of them (for an
+        index and payloads in the same place, this saves a file per entry).
+    location : str
+        Where the store is, for messages.
+
+    Examples
+    --------
+    >>> import zarr
+    >>> from daskbio.cache.memory import MemoryIndex
+    >>> store = Store(MemoryIndex(), Payloads(zarr.storage.MemoryStore()), inline_limit=8)
+    >>> _ = store.save("ab" * 16, list(range(100)), {"name": "f"})
+    >>> store.load("ab" * 16)[-1], store.metadata("ab" * 16)["name"]
+    (99, 'f')
     """
 
-    #: Where the store lives, for messages.
-    location: str = ""
     #: The local folder holding the store, if it is in one (None for memory, object stores).
     folder: Path | None = None
 
+    def __init__(
+        self,
+        index: Index,
+        payloads: Payloads,
+        inline_limit: int | None = None,
+        location: str = "",
+    ) -> None:
+        self.index = index
+        self.payloads = payloads
+        self.inline_limit = inline_limit
+        self.location = location or repr(index)
+
+    def __reduce__(self) -> tuple:
+        return (Store, (self.index, self.payloads, self.inline_limit, self.location))
+
     @property
-    def _marked(self) -> set[str]:
-        # Markers this process already wrote; not shipped to workers with the store.
+    def signer(self) -> Signer:
+        """The signer of this process (the key is read once, never pickled)."""
         try:
-            return self.__dict__["_marked_names"]
+            return self.__dict__["_signer"]
         except KeyError:
-            return self.__dict__.setdefault("_marked_names", set())
+            return self.__dict__.setdefault("_signer", Signer(load_key()))
 
-    @abstractmethod
-    def _read(self, name: str, header_only: bool = False) -> bytes:
-        """The blob stored under ``name`` (at least its first HEADER_BYTES when
-        ``header_only``); raise KeyError when there is none."""
-
-    @abstractmethod
-    def _write(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` atomically: readers see all of it or nothing."""
-
-    @abstractmethod
-    def _delete(self, name: str) -> int:
-        """Remove ``name``; return the bytes freed (0 when it was absent)."""
-
-    @abstractmethod
-    def _names(self, prefix: str = "") -> Iterable[str]:
-        """Every name stored (that starts with ``prefix``)."""
-
-    @abstractmethod
-    def _array_store(self, key: str) -> Any:
-        """Where the Zarr group of ``key``'s array lives: anything ``zarr.open_group``
-        accepts (a Zarr store, or a ``StorePath`` inside one)."""
-
-    @abstractmethod
-    def _array_bytes(self, key: str) -> int:
-        """Bytes stored in ``key``'s Zarr group (0 when there is none)."""
-
-    @abstractmethod
-    def _delete_array(self, key: str) -> int:
-        """Remove ``key``'s Zarr group; return the bytes freed (0 when it was absent)."""
-
-    def _contains_many(self, names: set[str]) -> set[str]:
-        return names.intersection(self._names())
+    # Entries -------------------------------------------------------------------------
 
     def has(self, key: str) -> bool:
         """Whether a result is stored under ``key``."""
-        return bool(self._contains_many({key}))
+        return bool(self.index.contains(Kind.ENTRY, {key}))
 
     def has_many(self, keys: Iterable[str]) -> set[str]:
         """The subset of ``keys`` that have a stored result, found in one pass."""
-        return self._contains_many(set(keys))
+        return self.index.contains(Kind.ENTRY, set(keys))
 
     def lookup(self, keys: Iterable[str]) -> tuple[set[str], set[str]]:
         """Which of ``keys`` have a result, and which a failure record, in one pass."""
-        keys = set(keys)
-        found = self._contains_many(keys | {k + FAILED for k in keys})
-        n = len(FAILED)
-        return found & keys, {f[:-n] for f in found if f.endswith(FAILED)}
+        return self.index.lookup(set(keys))
+
+    def keys(self) -> list[str]:
+        """Every key with a stored result."""
+        return list(self.index.list(Kind.ENTRY))
 
     def save(
         self,
@@ -123,74 +120,226 @@ class Store(ABC):
     ) -> int:
         """Store ``value`` under ``key`` with ``meta``; return the stored size in bytes.
 
-        Numeric numpy and dask arrays are written as Zarr (a dask array chunk by chunk, by
-        the workers, resuming an interrupted write of the same key); the entry commits
-        once the whole array is written. Any failure record of ``key`` is removed, unless
-        ``clear_failure`` is False (the caller knows there is none: this saves a
-        file-system call per entry).
+        Numeric numpy arrays are written as Zarr, other values pickled (see
+        :mod:`daskbio.cache.formats`). A dask array is written chunk by chunk by the graph
+        layer (:mod:`daskbio.graph.chunked`) with :meth:`begin_array`,
+        :meth:`write_chunk` and :meth:`commit_array`, not here. Any failure record of
+        ``key`` is removed, unless ``clear_failure`` is False (the caller knows there is
+        none: this saves a call per entry).
+
+        Raises
+        ------
+        CacheWriteError
+            When the cache cannot be written (full disk, read-only folder).
         """
+        if arrays.is_dask_array(value):
+            raise TypeError("a dask array is stored chunk by chunk: see daskbio.graph.chunked")
         header = dict(meta or {})
-        if arrays.is_dask_array(value) and self.has(key):
-            # Committed already (a recomputation after a lost worker, or another run of
-            # the same pipeline): rewriting it in place would expose a half-written array.
-            return self.metadata(key)["size"]
-        if arrays.is_array(value):
-            fmt, payload = arrays.FORMAT, b""
-            header["array"] = arrays.write(self._array_store(key), value, header.get("fingerprint"))
-            size = header["array"]["stored"]
-        else:
+        with self._writing():
+            if arrays.is_array(value):
+                header["array"] = arrays.write_numpy(
+                    self.payloads.where(key), value, secrets.token_hex(8)
+                )
+                return self._commit(key, header, arrays.FORMAT, b"", clear_failure)
             fmt, payload = formats.dumps(value)
-            size = len(payload)
+            return self._commit(key, header, fmt, payload, clear_failure)
+
+    def begin_array(
+        self, key: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...], identity: str
+    ) -> dict[tuple[int, ...], str]:
+        """Prepare to write an array result of ``key`` chunk by chunk; return the chunks an
+        interrupted write of the same array (same ``identity``) left that still check out,
+        with their digests (a resumed write skips them)."""
+        with self._writing():
+            where = self.payloads.where(key)
+            _, done = arrays.open_for_resume(where, shape, dtype, chunks, identity)
+            return arrays.written_chunks(where, done, functools.partial(self._chunk_tag, key))
+
+    def write_chunk(self, key: str, index: tuple[int, ...], block: Any) -> str:
+        """Write one chunk of the array begun with :meth:`begin_array`; its digest."""
+        import zarr
+
+        with self._writing():
+            where = self.payloads.where(key)
+            group = zarr.open_group(where, mode="r+")
+            tag = functools.partial(self._chunk_tag, key)
+            data = group[arrays.DATA].with_config(arrays.WRITE_EVERY_CHUNK)
+            done = group[arrays.DONE]
+            return arrays.write_chunk(where, data, done, index, block, tag)
+
+    def commit_array(
+        self,
+        key: str,
+        digests: dict[tuple[int, ...], str],
+        meta: dict[str, Any] | None = None,
+        clear_failure: bool = True,
+    ) -> int:
+        """Commit the array written with :meth:`write_chunk` (``digests`` by chunk index)."""
+        header = dict(meta or {})
+        with self._writing():
+            where = self.payloads.where(key)
+            header["array"] = arrays.manifest(where, arrays.DATA, digests, secrets.token_hex(8))
+            return self._commit(key, header, arrays.FORMAT, b"", clear_failure)
+
+    def _chunk_tag(self, key: str, chunk: str, sha: str) -> bytes:
+        tag = self.signer.sign(b"chunk", key.encode(), chunk.encode(), sha.encode())
+        return bytes.fromhex(tag)[: arrays.TAG_BYTES]
+
+    def _commit(
+        self, key: str, header: dict[str, Any], fmt: str, payload: bytes, clear_failure: bool
+    ) -> int:
+        size = header["array"]["stored"] if fmt == arrays.FORMAT else len(payload)
+        body = {"sha": digest(payload), "bytes": len(payload)}
+        if self.inline_limit is not None and len(payload) > self.inline_limit:
+            body["blob"] = self.payloads.write_blob(key, payload)
+            payload = b""
         header.update(
             key=key,
             format=fmt,
             size=size,
-            checksum=xxhash.xxh3_64_hexdigest(payload),
+            payload=body,
             written=time.time(),
+            key_id=self.signer.key_id,
         )
-        self._write(key, _pack(header, payload))
+        line = json.dumps(header, separators=(",", ":"), default=str).encode()
+        tag = self.signer.sign(b"entry", key.encode(), line).encode()
+        self.index.put(Kind.ENTRY, key, b"".join((MAGIC, tag, b"\n", line, b"\n", payload)))
         if clear_failure:
-            self._delete(key + FAILED)
+            self.index.remove(Kind.FAILURE, key)
         return size
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except (CacheWriteError, FileNotFoundError, KeyError):
+            raise
+        except OSError as e:
+            raise CacheWriteError(self.location, e) from e
+
+    def _read_entry(self, key: str, header_only: bool = False) -> tuple[dict, bytes, bytes]:
+        """The verified metadata of ``key``, its inline payload and its signature."""
+        blob = self.index.get(Kind.ENTRY, key, HEADER_BYTES if header_only else None)
+        if not blob.startswith(MAGIC):
+            why = "written by an older daskbio, without a signature"
+            if not blob.startswith(_OLD_MAGIC):
+                why = "not a daskbio entry"
+            self._damaged(key, why, "", None)
+        tag_end = blob.find(b"\n", len(MAGIC))
+        end = blob.find(b"\n", tag_end + 1)
+        if tag_end < 0 or end < 0:
+            if header_only:
+                return self._read_entry(key)
+            self._damaged(key, "truncated metadata", "", None)
+        tag, line = blob[len(MAGIC) : tag_end], blob[tag_end + 1 : end]
+        try:
+            header = json.loads(line)
+        except ValueError:
+            self._damaged(key, "unreadable metadata", "", tag)
+        name = str(header.get("name", "")) if isinstance(header, dict) else ""
+        if not isinstance(header, dict) or header.get("key") != key:
+            self._damaged(key, "metadata of another entry", name, tag)
+        key_id = header.get("key_id")
+        if key_id != self.signer.key_id:
+            self._damaged(
+                key,
+                f"signed with another key (id {key_id}, yours is {self.signer.key_id}); "
+                "to share one key for a shared cache see docs/security.md",
+                name,
+                tag,
+            )
+        if not self.signer.valid(b"entry", key.encode(), line, tag.decode("ascii", "replace")):
+            self._damaged(key, "the signature does not match its metadata", name, tag)
+        return header, (b"" if header_only else blob[end + 1 :]), tag
+
+    def _damaged(
+        self, key: str, why: str, name: str, tag: bytes | None, file: str = ""
+    ) -> NoReturn:
+        """Remove the entry of ``key`` if it is still the one signed ``tag`` (not a newer
+        commit), then raise CorruptEntry."""
+        with contextlib.suppress(KeyError, OSError):
+            current = self.index.get(Kind.ENTRY, key, HEADER_BYTES)
+            if tag is None or current[len(MAGIC) : len(MAGIC) + len(tag)] == tag:
+                self.delete(key)
+        raise CorruptEntry(key, why, name, file or self.index.describe(Kind.ENTRY, key))
+
+    def _on_array_damage(self, key: str, name: str, tag: bytes, why: str, file: str) -> NoReturn:
+        self._damaged(key, why, name, tag, self.payloads.describe(file) if file else "")
+
     def load(self, key: str) -> Any:
-        """The value stored under ``key``.
+        """The value stored under ``key``, proven to be the one that was stored.
 
         A stored array larger than the ``daskbio.lazy-above`` setting (256 MiB by default)
-        comes back as a lazy dask array over the stored Zarr, chunked as stored.
+        comes back as a lazy dask array over the stored Zarr, chunked as stored, whose
+        chunks are checked as they are read.
 
         Raises
         ------
         KeyError
             When nothing is stored under ``key``.
         CorruptEntry
-            When the stored bytes do not match their checksum.
+            When the entry is damaged, unsigned, or signed with another key (it is then
+            removed, so that the Task is computed again).
         """
-        blob = self._read(key)
-        header, payload = _unpack(key, blob)
-        if xxhash.xxh3_64_hexdigest(payload) != header.get("checksum"):
-            raise CorruptEntry(key, "checksum mismatch")
+        header, payload, tag = self._read_entry(key)
+        name = str(header.get("name", ""))
+        if header["format"] == arrays.FORMAT:
+            on_damage = functools.partial(self._on_array_damage, key, name, tag)
+            where = self.payloads.where(key)
+            # Named by the write, so graphs built on it change when it is rewritten.
+            dask_name = f"cached-{key}-{header['array']['write']}"
+            try:
+                return arrays.load(where, header["array"], dask_name, on_damage)
+            except CorruptEntry:
+                raise
+            except Exception as e:
+                self._damaged(key, f"cannot read the array: {e}", name, tag)
+        body = header["payload"]
+        if "blob" in body:
+            try:
+                payload = self.payloads.read_blob(key, body["blob"])
+            except KeyError:
+                self._damaged(key, f"its payload {body['blob']} is missing", name, tag)
+        if digest(payload) != body["sha"]:
+            self._damaged(key, "the payload does not match its checksum", name, tag)
         try:
-            if header["format"] == arrays.FORMAT:
-                # Zarr checks each chunk's CRC32C as it reads it: here for a numpy
-                # result, in the computation that reads it for a lazy one.
-                # Named by the write, so graphs built on it change when it is rewritten.
-                name = f"cached-{key}-{xxhash.xxh3_64_hexdigest(str(header['written']).encode())}"
-                return arrays.load(self._array_store(key), header["array"]["path"], name)
             return formats.loads(header["format"], payload)
         except Exception as e:
-            raise CorruptEntry(key, f"cannot decode: {e}") from e
+            self._damaged(key, f"cannot decode: {e}", name, tag)
+
+    def verify(self, key: str) -> None:
+        """Check everything stored for ``key``: signature, payload, every array file.
+
+        Raises
+        ------
+        KeyError
+            When nothing is stored under ``key``.
+        CorruptEntry
+            When something does not check out (the entry is then removed).
+        """
+        header, payload, tag = self._read_entry(key)
+        name = str(header.get("name", ""))
+        if header["format"] == arrays.FORMAT:
+            on_damage = functools.partial(self._on_array_damage, key, name, tag)
+            where = self.payloads.where(key)
+            arrays.verify(where, header["array"], on_damage)
+            arrays.open_verified(where, header["array"], on_damage)
+            return
+        body = header["payload"]
+        if "blob" in body:
+            try:
+                payload = self.payloads.read_blob(key, body["blob"])
+            except KeyError:
+                self._damaged(key, f"its payload {body['blob']} is missing", name, tag)
+        if digest(payload) != body["sha"]:
+            self._damaged(key, "the payload does not match its checksum", name, tag)
 
     def metadata(self, key: str) -> dict[str, Any]:
-        """The metadata stored with ``key`` (function, dependencies, times, size ...)."""
-        blob = self._read(key, header_only=True)
-        try:
-            return _unpack(key, blob, header_only=True)[0]
-        except CorruptEntry:
-            return _unpack(key, self._read(key))[0]
+        """The verified metadata stored with ``key`` (function, dependencies, times ...)."""
+        return self._read_entry(key, header_only=True)[0]
 
     def metadata_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
-        """The metadata of each of ``keys`` (None where there is no entry), in order."""
+        """The metadata of each of ``keys`` (None where there is none, or it is damaged)."""
 
         def one(key: str) -> dict[str, Any] | None:
             try:
@@ -201,81 +350,91 @@ class Store(ABC):
         return [one(k) for k in keys]
 
     def size(self, key: str) -> int:
-        """Bytes stored for ``key`` (entry, array and failure record); 0 when none are."""
-        total = self._array_bytes(key)
-        for name in (key, key + FAILED):
+        """Bytes stored for ``key`` (entry, payload and failure record); 0 when none are."""
+        total = self.payloads.size(key)
+        for kind in (Kind.ENTRY, Kind.FAILURE):
             with contextlib.suppress(KeyError):
-                total += len(self._read(name))
+                total += len(self.index.get(kind, key))
         return total
 
     def delete(self, key: str) -> int:
-        """Remove the entry, array and failure record of ``key``; return the bytes freed.
+        """Remove the entry, payload and failure record of ``key``; the bytes freed.
 
-        The entry goes first, so a reader never finds an entry whose array is half gone.
+        The entry goes first, so a reader never finds an entry whose payload is half gone.
         """
-        return self._delete(key) + self._delete_array(key) + self._delete(key + FAILED)
-
-    def keys(self) -> list[str]:
-        """Every key with a stored result."""
-        return [n for n in self._names() if "." not in n]
+        return (
+            self.index.remove(Kind.ENTRY, key)
+            + self.payloads.delete(key)
+            + self.index.remove(Kind.FAILURE, key)
+        )
 
     def partial(self) -> set[str]:
-        """Keys with array data but no entry: array writes that were interrupted (the
-        next write of the same key resumes them)."""
-        n = len(ARRAY)
-        started = {name[:-n] for name in self._names() if name.endswith(ARRAY)}
-        return started - self._contains_many(started)
-
-    def mark(self, name: str) -> None:
-        """Leave an empty marker ``name`` (e.g. "this function was run with this code").
-
-        Markers let a reader answer a question about many entries with one listing
-        instead of reading every entry.
-        """
-        if name not in self._marked:
-            self._write(MARK + name, b"")
-            self._marked.add(name)
-
-    def marks(self, prefix: str = "") -> set[str]:
-        """The names of the markers that start with ``prefix``."""
-        return {n[len(MARK) :] for n in self._names(MARK + prefix)}
+        """Keys with a payload but no entry: writes that were interrupted (the next write
+        of an array of the same key resumes them)."""
+        started = self.payloads.keys()
+        return started - self.index.contains(Kind.ENTRY, started)
 
     def sweep(self, older_than: float = 3600.0) -> int:
         """Remove what interrupted writes left behind (older than ``older_than`` seconds,
-        so writes in progress are spared); return the bytes freed. Nothing by default."""
-        return 0
+        so writes in progress are spared); return the bytes freed."""
+        return self.index.sweep(older_than)
+
+    # Failures ------------------------------------------------------------------------
 
     def record_failure(self, key: str, info: dict[str, Any]) -> None:
         """Remember that computing ``key`` failed (``status`` counts these)."""
-        self._write(key + FAILED, json.dumps(info, default=str).encode())
+        with self._writing():
+            self.index.put(Kind.FAILURE, key, json.dumps(info, default=str).encode())
 
     def failures(self) -> set[str]:
         """Keys whose last computation failed and that have no result since."""
-        n = len(FAILED)
-        return {name[:-n] for name in self._names() if name.endswith(FAILED)}
+        return set(self.index.list(Kind.FAILURE))
 
     def failure(self, key: str) -> dict[str, Any]:
         """What :meth:`record_failure` stored for ``key``."""
-        return json.loads(self._read(key + FAILED))
+        return json.loads(self.index.get(Kind.FAILURE, key))
+
+    # Code versions -------------------------------------------------------------------
+
+    @staticmethod
+    def _code_prefix(identity: str) -> str:
+        return f"{xxhash.xxh3_64_hexdigest(identity.encode())}-"
+
+    def add_code_version(self, identity: str, fingerprint: str) -> None:
+        """Record that results of the function ``identity`` were computed by code
+        ``fingerprint`` (written once per process and version)."""
+        name = self._code_prefix(identity) + fingerprint
+        recorded = self.__dict__.setdefault("_code_recorded", set())
+        if name not in recorded:
+            with self._writing():
+                self.index.put(Kind.CODE, name, b"")
+            recorded.add(name)
+
+    def code_versions(self, identity: str) -> set[str]:
+        """The code fingerprints that results of the function ``identity`` were computed
+        by: one listing answers "may any be stale?" without reading entries."""
+        prefix = self._code_prefix(identity)
+        return {n[len(prefix) :] for n in self.index.list(Kind.CODE, prefix)}
+
+    # Locks ---------------------------------------------------------------------------
+
+    def try_lock(self, key: str, info: dict[str, Any]) -> bool:
+        """Take the lock of ``key`` if nobody holds it; whether it was taken."""
+        with self._writing():
+            return self.index.create(Kind.LOCK, key, json.dumps(info, default=str).encode())
+
+    def lock_holder(self, key: str) -> dict[str, Any] | None:
+        """What the holder of ``key``'s lock said when it took it (None: not locked)."""
+        try:
+            record = self.index.get(Kind.LOCK, key)
+        except KeyError:
+            return None
+        # The first line: an index may append a nonce of its own (ZarrIndex.create).
+        return json.loads(record.split(b"\n", 1)[0])
+
+    def release(self, key: str) -> None:
+        """Release the lock of ``key``."""
+        self.index.remove(Kind.LOCK, key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
-
-
-def _pack(header: dict[str, Any], payload: bytes) -> bytes:
-    line = json.dumps(header, separators=(",", ":"), default=str).encode()
-    return b"".join((MAGIC, line, b"\n", payload))
-
-
-def _unpack(key: str, blob: bytes, header_only: bool = False) -> tuple[dict[str, Any], bytes]:
-    if not blob.startswith(MAGIC):
-        raise CorruptEntry(key, "not a daskbio entry")
-    end = blob.find(b"\n", len(MAGIC))
-    if end < 0:
-        raise CorruptEntry(key, "truncated header")
-    try:
-        header = json.loads(blob[len(MAGIC) : end])
-    except ValueError as e:
-        raise CorruptEntry(key, "unreadable header") from e
-    payload = b"" if header_only else blob[end + 1 :]
-    return header, payload

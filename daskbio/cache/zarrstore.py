@@ -3,22 +3,110 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable
+import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.filesystem import SHARD
-from daskbio.cache.store import ARRAY, HEADER_BYTES, Store
+from daskbio.cache.filesystem import CODE_FOLDER
+from daskbio.cache.index import Index, Kind
+from daskbio.cache.payloads import SHARD, Payloads, children, run_sync
+from daskbio.cache.store import Store
+
+_SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
+
+
+class ZarrIndex(Index):
+    """Records as keys of a Zarr store, in the filesystem store's layout.
+
+    Whether a single write is atomic depends on the Zarr store (object stores and Zarr's
+    ``LocalStore`` are); a torn entry is still never served, as its signature fails.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.store,))
+
+    def __repr__(self) -> str:
+        return f"ZarrIndex({self.store})"
+
+    @staticmethod
+    def _key(kind: Kind, key: str) -> str:
+        if kind is Kind.CODE:
+            return f"{CODE_FOLDER}/{key}"
+        return f"{key[:SHARD]}/{key}{_SUFFIXES[kind]}"
+
+    def describe(self, kind: Kind, key: str) -> str:
+        return f"{self.store}/{self._key(kind, key)}"
+
+    def get(self, kind: Kind, key: str, head: int | None = None) -> bytes:
+        from zarr.abc.store import RangeByteRequest
+        from zarr.core.buffer import default_buffer_prototype
+
+        part = RangeByteRequest(0, head) if head is not None else None
+        buffer = run_sync(self.store.get(self._key(kind, key), default_buffer_prototype(), part))
+        if buffer is None:
+            raise KeyError(key)
+        return buffer.to_bytes()
+
+    def put(self, kind: Kind, key: str, data: bytes) -> None:
+        from zarr.core.buffer import default_buffer_prototype
+
+        buffer = default_buffer_prototype().buffer.from_bytes(data)
+        run_sync(self.store.set(self._key(kind, key), buffer))
+
+    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+        from zarr.core.buffer import default_buffer_prototype
+
+        # Zarr's set_if_not_exists does not say whether it wrote: a nonce in the record
+        # tells whether the record there now is ours.
+        mine = data + b"\n" + secrets.token_hex(16).encode()
+        buffer = default_buffer_prototype().buffer.from_bytes(mine)
+        run_sync(self.store.set_if_not_exists(self._key(kind, key), buffer))
+        try:
+            return self.get(kind, key) == mine
+        except KeyError:
+            return False
+
+    def remove(self, kind: Kind, key: str) -> int:
+        name = self._key(kind, key)
+        try:
+            size = run_sync(self.store.getsize(name))
+        except FileNotFoundError:
+            return 0
+        run_sync(self.store.delete(name))
+        return size
+
+    def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
+        async def listing() -> list[str]:
+            if kind is Kind.CODE:
+                return [n async for n in children(self.store, CODE_FOLDER)]
+            if len(prefix) >= SHARD:
+                shards = [prefix[:SHARD]]
+            else:
+                shards = [s async for s in children(self.store, "") if len(s) == SHARD]
+            suffix = _SUFFIXES[kind]
+            found = []
+            for shard in shards:
+                async for n in children(self.store, shard):
+                    # Names outside their shard are Zarr's own (implicit groups' zarr.json);
+                    # ".partial" ones are its writes in progress.
+                    if not n.startswith(shard) or n.endswith(".partial"):
+                        continue
+                    if suffix and n.endswith(suffix):
+                        found.append(n[: -len(suffix)])
+                    elif not suffix and "." not in n:
+                        found.append(n)
+            return found
+
+        return [n for n in run_sync(listing()) if n.startswith(prefix)]
 
 
 class ZarrStore(Store):
-    """Entries and array results kept in a Zarr store, with the filesystem store's layout
-    (``<first two hex digits>/<hash>``, arrays as ``<hash>.zarr`` groups).
-
-    Use it to keep a cache wherever Zarr can write: an object store (``s3://...`` with
-    ``s3fs`` installed), a shared filesystem through fsspec, or memory. Whether a single
-    write is atomic depends on the Zarr store (object stores and Zarr's ``LocalStore`` are);
-    a torn entry is still never served, as its checksum fails and it is recomputed.
+    """The cache inside a Zarr store: an object store (``s3://...`` with ``s3fs``
+    installed), a shared filesystem through fsspec, or memory.
 
     Parameters
     ----------
@@ -55,82 +143,9 @@ class ZarrStore(Store):
                 f"store must be a Zarr store, a URL or a folder, got {type(store).__name__}"
             )
         self.zarr_store = store
-        self.location = str(store)
+        super().__init__(ZarrIndex(store), Payloads(store), None, str(store))
         if isinstance(store, zarr.storage.LocalStore):
             self.folder = Path(store.root).absolute()
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.zarr_store,))
-
-    @staticmethod
-    def _key(name: str) -> str:
-        return f"{name[:SHARD]}/{name}"
-
-    def _run(self, coroutine: Any) -> Any:
-        from zarr.core.sync import sync
-
-        return sync(coroutine)
-
-    def _read(self, name: str, header_only: bool = False) -> bytes:
-        from zarr.abc.store import RangeByteRequest
-        from zarr.core.buffer import default_buffer_prototype
-
-        part = RangeByteRequest(0, HEADER_BYTES) if header_only else None
-        buffer = self._run(self.zarr_store.get(self._key(name), default_buffer_prototype(), part))
-        if buffer is None:
-            raise KeyError(name)
-        return buffer.to_bytes()
-
-    def _write(self, name: str, data: bytes) -> None:
-        from zarr.core.buffer import default_buffer_prototype
-
-        buffer = default_buffer_prototype().buffer.from_bytes(data)
-        self._run(self.zarr_store.set(self._key(name), buffer))
-
-    def _delete(self, name: str) -> int:
-        key = self._key(name)
-        try:
-            size = self._run(self.zarr_store.getsize(key))
-        except FileNotFoundError:
-            return 0
-        self._run(self.zarr_store.delete(key))
-        return size
-
-    def _names(self, prefix: str = "") -> Iterable[str]:
-        async def listing() -> list[str]:
-            if len(prefix) >= SHARD:
-                shards = [prefix[:SHARD]]
-            else:
-                shards = [s async for s in self.zarr_store.list_dir("") if len(s) == SHARD]
-            # Names outside their hash's shard are Zarr's own (the implicit groups'
-            # zarr.json) and ".partial" ones its writes in progress.
-            return [
-                n
-                for shard in shards
-                async for n in _children(self.zarr_store, shard)
-                if n.startswith(shard) and not n.endswith(".partial")
-            ]
-
-        return [n for n in self._run(listing()) if n.startswith(prefix)]
-
-    def _array_store(self, key: str) -> Any:
-        from zarr.storage import StorePath
-
-        return StorePath(self.zarr_store, self._key(key) + ARRAY)
-
-    def _array_bytes(self, key: str) -> int:
-        return self._run(self.zarr_store.getsize_prefix(self._key(key) + ARRAY))
-
-    def _delete_array(self, key: str) -> int:
-        freed = self._array_bytes(key)
-        if freed:
-            self._run(self.zarr_store.delete_dir(self._key(key) + ARRAY))
-        return freed
-
-
-async def _children(store: Any, shard: str) -> AsyncIterator[str]:
-    try:
-        async for name in store.list_dir(shard):
-            yield name
-    except FileNotFoundError:
-        return

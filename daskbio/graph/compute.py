@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import sys
@@ -41,19 +42,24 @@ class Session:
     progress: bool = False
 
 
-_session = Session()
+_DEFAULTS = Session()
+_session: contextvars.ContextVar[Session] = contextvars.ContextVar("daskbio_session")
+
+
+def current_session() -> Session:
+    """The settings in force here (defaults outside any :func:`session` block)."""
+    return _session.get(_DEFAULTS)
 
 
 @contextmanager
 def session(**settings: Any) -> Iterator[Session]:
     """Use ``settings`` (fields of :class:`Session`) as defaults inside the block."""
-    global _session
-    previous = _session
-    _session = Session(**{**previous.__dict__, **settings})
+    new = Session(**{**current_session().__dict__, **settings})
+    token = _session.set(new)
     try:
-        yield _session
+        yield new
     finally:
-        _session = previous
+        _session.reset(token)
 
 
 def _default_client() -> Any:
@@ -99,19 +105,36 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
             1, min(64, len(graph) // (50 * (workers or os.cpu_count() or 1)))
         )
     # Tasks that return dask arrays compute their chunks from inside their job
-    # (daskbio.cache.arrays.compute_here): with the same scheduler and worker count.
+    # (daskbio.graph.chunked.compute_here): with the same scheduler and worker count.
     nested = {"scheduler": "sync"} if scheduler == "sync" else {"num_workers": workers}
     nested = {k: v for k, v in nested.items() if v is not None}
     if scheduler == "processes" and nested:
         # The pool's processes do not see this process's config: set it in each.
         options["initializer"] = functools.partial(dask.config.set, nested)
-    with dask.config.set(nested):
-        if not progress:
+    with dask.config.set(nested), _progress(progress):
+        if scheduler != "threads":
             return get(graph, keys, **options)
-        from dask.diagnostics import ProgressBar
+        from concurrent.futures import ThreadPoolExecutor
 
-        with ProgressBar(out=sys.stdout):
-            return get(graph, keys, **options)
+        # A pool of the run's own, so that when a Task fails or Ctrl-C comes, the Tasks
+        # still running are waited for: they finish and commit instead of meeting an
+        # interpreter that is shutting down.
+        pool = ThreadPoolExecutor(workers or os.cpu_count() or 1)
+        try:
+            return get(graph, keys, pool=pool, **options)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[None]:
+    if not show:
+        yield
+        return
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(out=sys.stdout):
+        yield
 
 
 def execute(
@@ -123,22 +146,47 @@ def execute(
     """Compute what ``targets`` miss; return the plan and the targets' values by hash.
 
     With ``want_values=False`` only the Tasks are run (their values stay in the cache).
-    A corrupt cache entry met on the way is reported, removed and recomputed.
+    Damaged cache entries met on the way are reported (a warning each), removed by the
+    store, and computed again in the same call, however many there are; an entry damaged
+    again right after it was computed again stops the run.
     """
-    for _ in range(3):
+    settings = current_session()
+    damaged: set[str] = set()
+    while True:
         p = plan(targets, store)
-        if p.run and not _session.may_compute:
+        if p.run and not settings.may_compute:
             raise Barrier(next(iter(p.run.values())))
         try:
-            return p, _run_plan(p, targets, store, scheduler, want_values)
+            return p, _run_plan(p, targets, store, scheduler, want_values, settings)
+        except Damaged as e:
+            found = e.entries
         except CorruptEntry as e:
-            warnings.warn(f"{e} in {store.location}: removing it and recomputing", stacklevel=2)
-            store.delete(e.key)
-    raise RuntimeError(f"cache entries in {store.location} keep turning up corrupt")
+            found = [e]
+        for entry in found:
+            if entry.key in damaged:
+                raise RuntimeError(
+                    f"{entry} again, right after it was computed again: is the disk or the "
+                    f"cache {store.location} sound?"
+                ) from None
+            damaged.add(entry.key)
+            warnings.warn(f"{entry}: removed; computing it again", stacklevel=2)
+
+
+class Damaged(Exception):
+    """Several cached values were found damaged at once (and removed)."""
+
+    def __init__(self, entries: list[CorruptEntry]) -> None:
+        super().__init__(f"{len(entries)} damaged cache entries")
+        self.entries = entries
 
 
 def _run_plan(
-    p: Plan, targets: list[Task], store: Store, scheduler: Any, want_values: bool
+    p: Plan,
+    targets: list[Task],
+    store: Store,
+    scheduler: Any,
+    want_values: bool,
+    settings: Session,
 ) -> dict:
     values: dict[str, Any] = {}
     if p.run:
@@ -153,16 +201,22 @@ def _run_plan(
         results = _get(
             graph,
             [keys[h] for h in wanted],
-            scheduler or _session.scheduler,
-            _session.workers,
-            _session.progress,
+            scheduler or settings.scheduler,
+            settings.workers,
+            settings.progress,
         )
         values.update(zip(wanted, results))
     if want_values:
+        found = []
         for t in targets:
             h = t.hash()
             if h not in values:
-                values[h] = store.load(h)
+                try:
+                    values[h] = store.load(h)
+                except CorruptEntry as e:
+                    found.append(e)
+        if found:
+            raise Damaged(found)
     return values
 
 
@@ -194,7 +248,7 @@ def compute(
     >>> compute({"a": square(3), "b": [square(4)]}, cache=tempfile.mkdtemp())
     {'a': 9, 'b': [16]}
     """
-    store = open_store(cache if cache is not None else _session.store)
+    store = open_store(cache if cache is not None else current_session().store)
     targets = list({t.task.hash(): t.task for t in walk_tasks(tasks)}.values())
     _, values = execute(targets, store, scheduler)
 

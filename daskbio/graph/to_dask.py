@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daskbio.cache import Store
-from daskbio.graph.execute import Job, load_result, run_job
+from daskbio.graph.job import Job, load_result, run_job
 from daskbio.graph.plan import Plan
 
 

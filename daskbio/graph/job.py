@@ -16,16 +16,16 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-import xxhash
-
-from daskbio.cache import Store, arrays
-from daskbio.graph import hashing
+from daskbio.cache import CacheWriteError, CorruptEntry, Store
+from daskbio.cache.arrays import is_dask_array
+from daskbio.graph import chunked, hashing
+from daskbio.graph.files import input_files
 from daskbio.graph.task import Task, Tasklet, replace_tasks
 
 
 class TaskFailed(Exception):
-    """A Task's function raised; the message names the function and hash, and carries
-    the original traceback."""
+    """A Task's function, or the storing of its result, raised; the message names the
+    function and hash, and carries the original traceback."""
 
     def __init__(self, name: str, key: str, details: str) -> None:
         super().__init__(f"Task {name} ({key}) failed:\n{details}")
@@ -57,24 +57,6 @@ def _ref(t: Task | Tasklet) -> Ref:
     return Ref(node.hash(), tuple(reversed(path)))
 
 
-_fingerprints: dict[Any, str] = {}
-
-
-def fingerprint(f: Any) -> str:
-    """The code fingerprint of ``f`` (computed once per function)."""
-    try:
-        return _fingerprints[f]
-    except (KeyError, TypeError):
-        value = _fingerprints[f] = hashing.code_fingerprint(f)
-        return value
-
-
-def code_mark(identity: str, fp: str = "") -> str:
-    """The store marker saying "``identity`` has results computed by code ``fp``"
-    (without ``fp``: the prefix of all such markers of ``identity``)."""
-    return f"code-{xxhash.xxh3_64_hexdigest(identity.encode())}-{fp}"
-
-
 @dataclass
 class Job:
     """One Task, ready to run on a worker."""
@@ -87,6 +69,7 @@ class Job:
     identity: str
     deps: tuple[str, ...]
     version: str | None
+    fingerprint: str
     store: Store
     failed_before: bool = True
 
@@ -101,6 +84,7 @@ class Job:
             identity=task.identity,
             deps=tuple(d.hash() for d in task.dependencies()),
             version=task.version,
+            fingerprint=hashing.code_fingerprint(task.f),
             store=store,
             failed_before=failed_before,
         )
@@ -117,7 +101,33 @@ _summary.maxother = 60
 
 
 def run_job(job: Job, *dep_values: Any) -> Any:
-    """Run ``job`` given its dependencies' values, store the result and return it."""
+    """Run ``job`` given its dependencies' values, store the result and return it.
+
+    Only the Task's own error, or one storing its result, makes a failure record: a
+    damaged input (already removed, so the run computes it again) or a cache that cannot
+    be written (the run stops) is not the Task's failure.
+    """
+    args, kwargs = _arguments(job, dep_values)
+    # Before the call: the state of the input files the result is computed from.
+    inputs = input_files(job.args, job.kwargs)
+    start = time.time()
+    try:
+        result = chunked.computed(job.f(*args, **kwargs))
+        _commit(job, result, _metadata(job, start, inputs))
+    except (CorruptEntry, CacheWriteError):
+        raise
+    except Exception as e:
+        _record_failure(job, e)
+        raise TaskFailed(job.name, job.key, traceback.format_exc()) from e
+    job.store.add_code_version(job.identity, job.fingerprint)
+    if is_dask_array(result):
+        # Dependents read the written array rather than compute its graph a second time.
+        return job.store.load(job.key)
+    return result
+
+
+def _arguments(job: Job, dep_values: tuple) -> tuple[tuple, dict]:
+    """The Task's arguments, with the dependencies' values in place of their references."""
     values = dict(zip(job.deps, dep_values))
 
     def value_of(ref: Ref) -> Any:
@@ -126,41 +136,39 @@ def run_job(job: Job, *dep_values: Any) -> Any:
             value = value[index]
         return value
 
-    args = replace_tasks(job.args, value_of, kinds=Ref)
-    kwargs = replace_tasks(job.kwargs, value_of, kinds=Ref)
-    start = time.time()
-    try:
-        result = arrays.computed(job.f(*args, **kwargs))
-        # Inside the try: a dask array result is computed here, chunk by chunk.
-        job.store.save(job.key, result, _metadata(job, start), clear_failure=job.failed_before)
-    except Exception as e:
-        details = traceback.format_exc()
-        job.store.record_failure(
-            job.key,
-            {
-                "name": job.name,
-                "function": job.identity,
-                "error": repr(e),
-                "traceback": details,
-                "time": time.time(),
-                "host": _host(),
-            },
-        )
-        raise TaskFailed(job.name, job.key, details) from e
-    job.store.mark(code_mark(job.identity, fingerprint(job.f)))
-    if arrays.is_dask_array(result):
-        # Dependents read the written array rather than compute its graph a second time.
-        return job.store.load(job.key)
-    return result
+    return replace_tasks(job.args, value_of, kinds=Ref), replace_tasks(
+        job.kwargs, value_of, kinds=Ref
+    )
 
 
-def _metadata(job: Job, start: float) -> dict[str, Any]:
-    return {
+def _commit(job: Job, result: Any, meta: dict[str, Any]) -> None:
+    if is_dask_array(result):
+        chunked.write(job.store, job.key, result, job.fingerprint, meta, job.failed_before)
+    else:
+        job.store.save(job.key, result, meta, clear_failure=job.failed_before)
+
+
+def _record_failure(job: Job, e: Exception) -> None:
+    job.store.record_failure(
+        job.key,
+        {
+            "name": job.name,
+            "function": job.identity,
+            "error": repr(e),
+            "traceback": traceback.format_exc(),
+            "time": time.time(),
+            "host": _host(),
+        },
+    )
+
+
+def _metadata(job: Job, start: float, inputs: dict[str, list[int]]) -> dict[str, Any]:
+    meta = {
         "name": job.name,
         "function": job.identity,
         "args": _summary.repr((job.args, job.kwargs)),
         "deps": job.deps,
-        "fingerprint": fingerprint(job.f),
+        "fingerprint": job.fingerprint,
         "version": job.version,
         "hash_format": hashing.HASH_FORMAT_VERSION,
         "start": start,
@@ -168,6 +176,9 @@ def _metadata(job: Job, start: float) -> dict[str, Any]:
         "host": _host(),
         "pid": os.getpid(),
     }
+    if inputs:
+        meta["inputs"] = inputs
+    return meta
 
 
 def load_result(store: Store, key: str) -> Any:

@@ -1,0 +1,35 @@
+"""What the cache raises when a value cannot be proven to be the one that was stored."""
+
+from __future__ import annotations
+
+
+class CorruptEntry(Exception):
+    """A cache entry is damaged, unsigned or signed with another key: it is never used.
+
+    The message names the Task (function and hash) and the file where the damage is.
+    """
+
+    def __init__(self, key: str, why: str, name: str = "", file: str = "") -> None:
+        task = f"{name} ({key})" if name else key
+        where = f" [{file}]" if file else ""
+        super().__init__(f"cache entry of {task} is damaged: {why}{where}")
+        self.key = key
+        self.why = why
+        self.name = name
+        self.file = file
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.key, self.why, self.name, self.file))
+
+
+class CacheWriteError(OSError):
+    """The cache cannot be written (full disk, read-only folder, permissions)."""
+
+    def __init__(self, location: str, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(cause.errno, f"cannot write to the cache {location}: {reason}")
+        self.location = location
+        self.cause = cause
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.location, self.cause))

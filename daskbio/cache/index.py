@@ -1,0 +1,75 @@
+"""The index of a cache: small records, by kind and key, with atomic commit and create.
+
+A :class:`Store` keeps its records in an ``Index`` and its payloads (pickles, arrays) in a
+:class:`~daskbio.cache.payloads.Payloads`; the two may live in different places (an index
+in a database service, payloads on a shared filesystem or an object store). Backends
+implement the few primitives below and know nothing of Tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+
+class Kind(enum.Enum):
+    """What a record is."""
+
+    #: A committed result: signed metadata, and the payload when it is small.
+    ENTRY = "entry"
+    #: What the last failed computation of a Task raised.
+    FAILURE = "failure"
+    #: "Results of this function were computed by this code" (an empty record).
+    CODE = "code"
+    #: "This Task is being computed by ..." (taken with :meth:`Index.create`).
+    LOCK = "lock"
+
+
+class Index(ABC):
+    """Records by ``(kind, key)``. Keys are short strings of ``[0-9a-z-]``."""
+
+    @abstractmethod
+    def get(self, kind: Kind, key: str, head: int | None = None) -> bytes:
+        """The record (its first ``head`` bytes at least, when given).
+
+        Raises
+        ------
+        KeyError
+            When there is no such record.
+        """
+
+    @abstractmethod
+    def put(self, kind: Kind, key: str, data: bytes) -> None:
+        """Store the record, replacing any: readers see the old or the new one, whole.
+
+        This is the commit of an entry."""
+
+    @abstractmethod
+    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+        """Store the record only if there is none, atomically; whether it was created."""
+
+    @abstractmethod
+    def remove(self, kind: Kind, key: str) -> int:
+        """Remove the record; the bytes freed (0 when there was none)."""
+
+    @abstractmethod
+    def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
+        """The keys of every record of ``kind`` (that start with ``prefix``)."""
+
+    def contains(self, kind: Kind, keys: set[str]) -> set[str]:
+        """The subset of ``keys`` that have a record of ``kind``, in one pass."""
+        return keys.intersection(self.list(kind))
+
+    def lookup(self, keys: set[str]) -> tuple[set[str], set[str]]:
+        """Which ``keys`` have an entry, and which a failure record."""
+        return self.contains(Kind.ENTRY, keys), self.contains(Kind.FAILURE, keys)
+
+    def describe(self, kind: Kind, key: str) -> str:
+        """Where the record is, for messages (a file's path where there is one)."""
+        return f"{kind.value} {key} in {self!r}"
+
+    def sweep(self, older_than: float) -> int:
+        """Remove what interrupted writes left (older than ``older_than`` seconds); the
+        bytes freed. Nothing for backends whose writes leave nothing behind."""
+        return 0
