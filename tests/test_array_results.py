@@ -19,13 +19,13 @@ import zarr
 from dask.utils import key_split
 
 from daskbio import TaskFailed, TaskGenerator, compute, kernels, value
-from daskbio.cache import FileSystemStore, open_store
+from daskbio.cache import FileSystemStore, Kind, open_store
 from daskbio.graph.compute import session
 from tests.conftest import DASKBIO, daskbio, write_pipeline
 
 # A 64 x 64 array in 8 x 8 chunks whose chunk function logs its index and takes a while,
 # so a run can be killed part way through writing it. Even chunks are 1 + row, odd ones
-# zero (Zarr's fill value: it stores nothing for them).
+# zero (Zarr's fill value: written all the same).
 SLOW_ARRAY = """
     import os
     import time
@@ -97,7 +97,7 @@ def test_a_run_killed_mid_write_resumes_with_only_the_missing_chunks(tmp_path):
 
     group = array_group(cache)
     done = zarr.open_array(group, path="done", mode="r")[...]
-    finished = {(int(i), int(j)) for i, j in np.argwhere(done)}
+    finished = {(int(i), int(j)) for i, j in np.argwhere(done.any(axis=-1))}
     assert 0 < len(finished) < 64
     report = json.loads(daskbio("status", pipeline, "--json", check=True).stdout)
     assert report["big"]["waiting"] == 1
@@ -182,9 +182,10 @@ def test_cleanup_removes_partial_arrays_of_tasks_the_pipeline_no_longer_makes(tm
     daskbio("run", pipeline, env=env, check=True)
     own = key_named(store, "big")
     other = "cd" * 16
-    store.save(other, da.ones((4, 4), chunks=2))
-    for key in (own, other):
-        store._delete(key)  # as if killed before the commit
+    store.begin_array(other, (4, 4), np.dtype("f8"), (2, 2), "killed")
+    store.write_chunk(other, (0, 0), np.ones((2, 2)))
+    # As if killed before the commit.
+    store.index.remove(Kind.ENTRY, own)
     assert store.partial() == {own, other}
     out = daskbio("cleanup", pipeline, env=env, check=True)
     assert "1 entries" in out.stdout

@@ -48,7 +48,9 @@ def payload_files(store: Store, key: str) -> list[str]:
     """The names of the files in ``key``'s payload folder, relative to the Zarr store."""
 
     async def listing():
-        return sorted([k async for k in store.payloads.store.list_prefix(store.payloads.prefix(key))])
+        return sorted(
+            [k async for k in store.payloads.store.list_prefix(store.payloads.prefix(key))]
+        )
 
     return _sync(listing())
 
@@ -326,7 +328,9 @@ class StoreTests:
 
     def test_an_edited_shape_in_the_array_metadata_is_refused(self, store: Store):
         store.save(KEY, np.arange(1000), {"name": "f"})
-        meta = next(n for n in payload_files(store, KEY) if n.endswith("/zarr.json") and "numpy" in n)
+        meta = next(
+            n for n in payload_files(store, KEY) if n.endswith("/zarr.json") and "numpy" in n
+        )
         write_payload(store, meta, read_payload(store, meta).replace(b"1000", b"1001", 1))
         with pytest.raises(CorruptEntry, match=r"zarr.json does not match"):
             store.load(KEY)
@@ -391,7 +395,9 @@ class StoreTests:
         assert not store.has(KEY)
 
     def test_an_entry_of_the_unsigned_format_is_refused(self, store: Store):
-        store.index.put(Kind.ENTRY, KEY, b'DASKBIO-ENTRY-1\n{"format":"pickle"}\n' + pickle.dumps(1))
+        store.index.put(
+            Kind.ENTRY, KEY, b'DASKBIO-ENTRY-1\n{"format":"pickle"}\n' + pickle.dumps(1)
+        )
         with pytest.raises(CorruptEntry, match="older daskbio, without a signature"):
             store.load(KEY)
 
@@ -464,7 +470,9 @@ class StoreTests:
         back = store.load(KEY)
         assert any(np.array_equal(back, v) for v in values)
 
-    def test_a_process_killed_mid_commit_leaves_no_entry_that_is_served(self, store: Store, tmp_path):
+    def test_a_process_killed_mid_commit_leaves_no_entry_that_is_served(
+        self, store: Store, tmp_path
+    ):
         if not self.picklable:
             pytest.skip("a memory store cannot be shared with another process")
         if str(store.location).startswith("<FsspecStore(AsyncFileSystemWrapper, /daskbio-test"):

@@ -16,6 +16,7 @@ readable and writable with the Dask config key ``daskbio.cache-access: group``
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -282,7 +283,8 @@ class FileSystemStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         index = FileIndex(root)
         self.root = self.folder = index.root
-        super().__init__(index, Payloads(_private_local_store(self.root)), None, index.location)
+        opener = functools.partial(_private_local_store, self.root)
+        super().__init__(index, Payloads(opener=opener), None, index.location)
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.root,))

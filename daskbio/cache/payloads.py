@@ -9,7 +9,7 @@ write (resumed, or removed by ``cleanup``).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 SHARD = 2  # hex digits of the hash that name a key's folder
@@ -34,11 +34,22 @@ class Payloads:
     (b'large pickle', {'abababababababababababababababab'})
     """
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, store: Any = None, opener: Callable[[], Any] | None = None) -> None:
+        self._store = store
+        self._opener = opener
+
+    @property
+    def store(self) -> Any:
+        """The Zarr store, opened on first use (importing Zarr costs a fully cached run
+        more than the rest of it)."""
+        if self._store is None:
+            self._store = self._opener()
+        return self._store
 
     def __reduce__(self) -> tuple:
-        return (type(self), (self.store,))
+        if self._store is None:
+            return (type(self), (None, self._opener))
+        return (type(self), (self._store,))
 
     @staticmethod
     def prefix(key: str) -> str:
