@@ -182,7 +182,7 @@ def test_a_corrupt_entry_is_reported_and_recomputed(cache):
     blob[-3] ^= 0xFF
     store.index.put(Kind.ENTRY, a.hash(), bytes(blob))
     calls.clear()
-    with pytest.warns(UserWarning, match=rf"add \({a.hash()}\) is damaged.*removed; computing"):
+    with pytest.warns(UserWarning, match=rf"add \({a.hash()}\) is damaged.*removed, so that"):
         assert compute(add(a, 1), cache=store) == 22
     assert ("add", 20, 1) in calls
     assert store.load(a.hash()) == 21

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.errors import CacheWriteError, CorruptEntry
+from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning
 from daskbio.cache.filesystem import FileIndex, FileSystemStore
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.memory import MemoryIndex, MemoryStore
@@ -18,6 +18,7 @@ from daskbio.cache.zarrstore import ZarrIndex, ZarrStore
 __all__ = [
     "CacheWriteError",
     "CorruptEntry",
+    "DamagedEntryWarning",
     "FileIndex",
     "FileSystemStore",
     "Index",

@@ -126,6 +126,13 @@ def _raw(where: Any, relative: str) -> bytes | None:
     return None if buffer is None else buffer.to_bytes()
 
 
+def sync_delete_dir(where: Any, name: str) -> None:
+    """Remove the folder ``name`` of the group at ``where``."""
+    from zarr.core.sync import sync
+
+    sync(where.store.delete_dir(f"{where.path}/{name}"))
+
+
 def write_numpy(where: Any, value: Any, write_id: str) -> dict[str, Any]:
     """Write the numpy array ``value`` into the group at ``where``; return its manifest."""
     import uuid
@@ -138,8 +145,14 @@ def write_numpy(where: Any, value: Any, write_id: str) -> dict[str, Any]:
         # Another process created the group between our look and our write.
         group = zarr.open_group(where, mode="r+")
     name = f"numpy-{uuid.uuid4().hex[:16]}"
-    data = _create_array(group, name, value.shape, value.dtype, "auto")
-    data[...] = value
+    try:
+        data = _create_array(group, name, value.shape, value.dtype, "auto")
+        data[...] = value
+    except BaseException:
+        # A full disk, say: leave no array that nothing will ever name.
+        with contextlib.suppress(Exception):
+            sync_delete_dir(where, name)
+        raise
     grid = _grid(data.shape, data.chunks)
     digests = {i: digest(_raw(where, f"{name}/{chunk_key(i)}") or b"") for i in _indices(grid)}
     return manifest(where, name, digests, write_id)
@@ -307,6 +320,11 @@ def open_for_resume(
         DONE, shape=(*grid, TAG_BYTES), dtype="u1", chunks=(1,) * len(grid) + (TAG_BYTES,)
     )
     return data, done
+
+
+def resumable(where: Any) -> bool:
+    """Whether the group at ``where`` holds a chunk-by-chunk write that can resume."""
+    return _raw(where, f"{DATA}/{METADATA}") is not None
 
 
 def written_chunks(where: Any, done: Any, tag: Callable[[str, str], bytes]) -> dict:

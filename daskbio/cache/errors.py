@@ -22,6 +22,10 @@ class CorruptEntry(Exception):
         return (type(self), (self.key, self.why, self.name, self.file))
 
 
+class DamagedEntryWarning(UserWarning):
+    """A damaged cache entry was found and removed, so that its Task is computed again."""
+
+
 class CacheWriteError(OSError):
     """The cache cannot be written (full disk, read-only folder, permissions)."""
 

@@ -7,6 +7,7 @@
     cache/3f/3fa2c1...e9.lock     who is computing it
     cache/3f/3fa2c1...e9.zarr/    its payload folder (arrays; see daskbio.cache.arrays)
     cache/code/<function>-<code>  "results of this function were computed by this code"
+    cache/inputs/<function>       "results of this function recorded input files"
 
 Folders and files are made owner-only (0700 and 0600) whatever the umask, or group
 readable and writable with the Dask config key ``daskbio.cache-access: group``
@@ -29,7 +30,8 @@ from daskbio.cache.payloads import SHARD, SUFFIX, Payloads
 from daskbio.cache.store import Store
 
 _SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
-CODE_FOLDER = "code"
+#: Records about functions, not Tasks, each kind in a folder of its own.
+FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs"}
 
 
 def access_modes() -> tuple[int, int]:
@@ -79,8 +81,8 @@ class FileIndex(Index):
         return f"FileIndex({self.location!r})"
 
     def _path(self, kind: Kind, key: str) -> str:
-        if kind is Kind.CODE:
-            return os.path.join(self.location, CODE_FOLDER, key)
+        if kind in FOLDERS:
+            return os.path.join(self.location, FOLDERS[kind], key)
         return os.path.join(self.location, key[:SHARD], key + _SUFFIXES[kind])
 
     def describe(self, kind: Kind, key: str) -> str:
@@ -169,9 +171,9 @@ class FileIndex(Index):
             return []
 
     def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
-        if kind is Kind.CODE:
+        if kind in FOLDERS:
             try:
-                names = os.listdir(os.path.join(self.location, CODE_FOLDER))
+                names = os.listdir(os.path.join(self.location, FOLDERS[kind]))
             except FileNotFoundError:
                 return []
             return [n for n in names if n.startswith(prefix) and not n.startswith(".")]
@@ -190,7 +192,7 @@ class FileIndex(Index):
         return found
 
     def contains(self, kind: Kind, keys: set[str]) -> set[str]:
-        if len(keys) < 32 or kind is Kind.CODE:
+        if len(keys) < 32 or kind in FOLDERS:
             return {k for k in keys if os.path.exists(self._path(kind, k))}
         suffix = _SUFFIXES[kind]
         names = self._listing({k[:SHARD] for k in keys})

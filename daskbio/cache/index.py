@@ -22,6 +22,8 @@ class Kind(enum.Enum):
     FAILURE = "failure"
     #: "Results of this function were computed by this code" (an empty record).
     CODE = "code"
+    #: "Results of this function recorded the state of input files" (an empty record).
+    INPUTS = "inputs"
     #: "This Task is being computed by ..." (taken with :meth:`Index.create`).
     LOCK = "lock"
 

@@ -94,6 +94,21 @@ class Payloads:
             run_sync(self.store.delete_dir(self.prefix(key)))
         return freed
 
+    def remove_except(self, key: str, keep: set[str]) -> int:
+        """Remove every file of ``key``'s folder whose name (relative to the folder) is
+        not in ``keep``; the bytes freed."""
+        prefix = self.prefix(key) + "/"
+
+        async def names() -> list[str]:
+            return [n async for n in self.store.list_prefix(prefix)]
+
+        freed = 0
+        for name in run_sync(names()):
+            if name[len(prefix) :] not in keep:
+                freed += run_sync(self.store.getsize(name))
+                run_sync(self.store.delete(name))
+        return freed
+
     def keys(self) -> set[str]:
         """The keys that have a payload folder."""
 

@@ -23,6 +23,7 @@ import functools
 import json
 import secrets
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,7 +31,7 @@ from typing import Any, NoReturn
 import xxhash
 
 from daskbio.cache import arrays, formats
-from daskbio.cache.errors import CacheWriteError, CorruptEntry
+from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.payloads import Payloads
 from daskbio.cache.signing import Signer, digest, load_key
@@ -224,7 +225,7 @@ class Store:
             why = "written by an older daskbio, without a signature"
             if not blob.startswith(_OLD_MAGIC):
                 why = "not a daskbio entry"
-            self._damaged(key, why, "", None)
+            self._damaged(key, why, _claimed_name(blob), None)
         tag_end = blob.find(b"\n", len(MAGIC))
         end = blob.find(b"\n", tag_end + 1)
         if tag_end < 0 or end < 0:
@@ -256,12 +257,19 @@ class Store:
         self, key: str, why: str, name: str, tag: bytes | None, file: str = ""
     ) -> NoReturn:
         """Remove the entry of ``key`` if it is still the one signed ``tag`` (not a newer
-        commit), then raise CorruptEntry."""
+        commit), say so with a :class:`DamagedEntryWarning` where it is found (on a
+        worker, say), then raise CorruptEntry."""
+        error = CorruptEntry(key, why, name, file or self.index.describe(Kind.ENTRY, key))
         with contextlib.suppress(KeyError, OSError):
             current = self.index.get(Kind.ENTRY, key, HEADER_BYTES)
             if tag is None or current[len(MAGIC) : len(MAGIC) + len(tag)] == tag:
                 self.delete(key)
-        raise CorruptEntry(key, why, name, file or self.index.describe(Kind.ENTRY, key))
+                warnings.warn(
+                    f"{error}: removed, so that it is computed again",
+                    DamagedEntryWarning,
+                    stacklevel=3,
+                )
+        raise error
 
     def _on_array_damage(self, key: str, name: str, tag: bytes, why: str, file: str) -> NoReturn:
         self._damaged(key, why, name, tag, self.payloads.describe(file) if file else "")
@@ -368,6 +376,25 @@ class Store:
             + self.index.remove(Kind.FAILURE, key)
         )
 
+    def tidy(self, key: str) -> int:
+        """Remove what ``key``'s payload folder holds beside what its entry names (arrays
+        of failed or concurrent writes, a finished write's chunk tags), or the whole folder
+        of a key without an entry unless it holds a write to resume; the bytes freed."""
+        try:
+            header = self._read_entry(key)[0]
+        except KeyError:
+            if arrays.resumable(self.payloads.where(key)):
+                return 0
+            return self.payloads.delete(key)
+        except CorruptEntry:
+            return 0
+        keep = {arrays.METADATA}
+        if header["format"] == arrays.FORMAT:
+            keep.update(arrays.expected_files(header["array"]))
+        if "blob" in header["payload"]:
+            keep.add(header["payload"]["blob"])
+        return self.payloads.remove_except(key, keep)
+
     def partial(self) -> set[str]:
         """Keys with a payload but no entry: writes that were interrupted (the next write
         of an array of the same key resumes them)."""
@@ -394,27 +421,39 @@ class Store:
         """What :meth:`record_failure` stored for ``key``."""
         return json.loads(self.index.get(Kind.FAILURE, key))
 
-    # Code versions -------------------------------------------------------------------
+    # Records about functions -----------------------------------------------------------
 
     @staticmethod
-    def _code_prefix(identity: str) -> str:
-        return f"{xxhash.xxh3_64_hexdigest(identity.encode())}-"
+    def _function_key(identity: str) -> str:
+        return xxhash.xxh3_64_hexdigest(identity.encode())
+
+    def _record_once(self, kind: Kind, name: str) -> None:
+        # Once per process and name: every Task of a function would write it again.
+        recorded = self.__dict__.setdefault("_recorded", set())
+        if (kind, name) not in recorded:
+            with self._writing():
+                self.index.put(kind, name, b"")
+            recorded.add((kind, name))
 
     def add_code_version(self, identity: str, fingerprint: str) -> None:
         """Record that results of the function ``identity`` were computed by code
-        ``fingerprint`` (written once per process and version)."""
-        name = self._code_prefix(identity) + fingerprint
-        recorded = self.__dict__.setdefault("_code_recorded", set())
-        if name not in recorded:
-            with self._writing():
-                self.index.put(Kind.CODE, name, b"")
-            recorded.add(name)
+        ``fingerprint``."""
+        self._record_once(Kind.CODE, f"{self._function_key(identity)}-{fingerprint}")
 
     def code_versions(self, identity: str) -> set[str]:
         """The code fingerprints that results of the function ``identity`` were computed
         by: one listing answers "may any be stale?" without reading entries."""
-        prefix = self._code_prefix(identity)
+        prefix = f"{self._function_key(identity)}-"
         return {n[len(prefix) :] for n in self.index.list(Kind.CODE, prefix)}
+
+    def note_input_files(self, identity: str) -> None:
+        """Record that results of the function ``identity`` recorded input files (so
+        ``status`` reads their entries to see whether those files changed)."""
+        self._record_once(Kind.INPUTS, self._function_key(identity))
+
+    def reads_input_files(self, identity: str) -> bool:
+        """Whether results of the function ``identity`` recorded input files."""
+        return bool(self.index.contains(Kind.INPUTS, {self._function_key(identity)}))
 
     # Locks ---------------------------------------------------------------------------
 
@@ -438,3 +477,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
+
+
+def _claimed_name(blob: bytes) -> str:
+    """The function name an unverified record claims (for messages only), or ""."""
+    for line in blob[:HEADER_BYTES].split(b"\n")[1:3]:
+        with contextlib.suppress(ValueError, AttributeError):
+            return str(json.loads(line).get("name", ""))
+    return ""

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.filesystem import CODE_FOLDER
+from daskbio.cache.filesystem import FOLDERS
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.payloads import SHARD, Payloads, children, run_sync
 from daskbio.cache.store import Store
@@ -34,8 +34,8 @@ class ZarrIndex(Index):
 
     @staticmethod
     def _key(kind: Kind, key: str) -> str:
-        if kind is Kind.CODE:
-            return f"{CODE_FOLDER}/{key}"
+        if kind in FOLDERS:
+            return f"{FOLDERS[kind]}/{key}"
         return f"{key[:SHARD]}/{key}{_SUFFIXES[kind]}"
 
     def describe(self, kind: Kind, key: str) -> str:
@@ -81,8 +81,9 @@ class ZarrIndex(Index):
 
     def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
         async def listing() -> list[str]:
-            if kind is Kind.CODE:
-                return [n async for n in children(self.store, CODE_FOLDER)]
+            if kind in FOLDERS:
+                found = [n async for n in children(self.store, FOLDERS[kind])]
+                return [n for n in found if not n.endswith(".partial")]
             if len(prefix) >= SHARD:
                 shards = [prefix[:SHARD]]
             else:

@@ -24,21 +24,25 @@ from daskbio.cli import (  # noqa: E402
     check,
     cleanup,
     invalidate,
+    key,
     run,
     shell,
     sleep_until,
     status,
     submit,
+    verify,
 )
 
 __all__ = [
     "check",
     "cleanup",
     "invalidate",
+    "key",
     "main",
     "run",
     "shell",
     "sleep_until",
     "status",
     "submit",
+    "verify",
 ]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
 from daskbio.cache import Store, open_store
-from daskbio.graph.execute import code_mark, fingerprint
-from daskbio.graph.task import Task
 from daskbio.pipeline import Pipeline, PipelineNotFound, load
+from daskbio.status import Counts
 
 pipeline_argument = click.argument(
     "file", default="pipeline.py", type=click.Path(dir_okay=False, path_type=Path)
@@ -42,66 +40,6 @@ def open_pipeline(
             yield pipeline, store
     except PipelineNotFound as e:
         raise click.ClickException(str(e)) from None
-
-
-@dataclass
-class Counts:
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    waiting: int = 0
-    stale: int = 0
-    ran: int = 0
-    hashes: list[str] = field(default_factory=list)
-
-
-def count_by_function(
-    pipeline: Pipeline, store: Store, with_stale: bool = True
-) -> dict[str, Counts]:
-    """Per function name: how many of the pipeline's Tasks are done, failed, waiting,
-    and (with ``with_stale``) done with a code fingerprint that differs from the code now."""
-    present, failed = store.lookup(pipeline.hashes())
-    counts: dict[str, Counts] = {}
-    stale_candidates = []
-    for t in pipeline.tasks:
-        c = counts.get(t.name)
-        if c is None:
-            c = counts[t.name] = Counts()
-        c.total += 1
-        h = t.hash()
-        if h in present:
-            c.done += 1
-            stale_candidates.append(t)
-        elif h in failed:
-            c.failed += 1
-    for c in counts.values():
-        c.waiting = c.total - c.done - c.failed
-    if with_stale:
-        for t in _maybe_stale(store, stale_candidates):
-            counts[t.name].stale += 1
-    return counts
-
-
-def _maybe_stale(store: Store, done: list[Task]) -> list[Task]:
-    """The Tasks in ``done`` whose result was computed by code other than today's.
-
-    Entries are only read for functions whose code markers show more than one version.
-    """
-    by_function: dict[Any, list[Task]] = {}
-    for t in done:
-        group = by_function.get(t.f)
-        if group is None:
-            group = by_function[t.f] = []
-        group.append(t)
-    stale = []
-    for f, tasks in by_function.items():
-        now = fingerprint(f)
-        prefix = code_mark(tasks[0].identity)
-        if {m[len(prefix) :] for m in store.marks(prefix)} <= {now}:
-            continue
-        metas = store.metadata_many([t.hash() for t in tasks])
-        stale += [t for t, m in zip(tasks, metas) if m is not None and m.get("fingerprint") != now]
-    return stale
 
 
 def print_table(title: str, counts: dict[str, Counts], columns: list[str]) -> None:

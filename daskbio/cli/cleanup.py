@@ -18,8 +18,9 @@ def cleanup(file: Path, cache: str | None, dry_run: bool) -> None:
     """Remove the cache entries that no Task of FILE reaches, and print the bytes freed.
 
     Also removes what interrupted writes left behind: hidden temporary files over an
-    hour old, and partly written arrays of Tasks FILE no longer makes (those of its own
-    Tasks are kept: the next run resumes them).
+    hour old, partly written arrays of Tasks FILE no longer makes (those of its own Tasks
+    are kept: the next run resumes them), and arrays beside a result that it does not
+    use (left by a failed write, or a concurrent one).
 
     \b
     Example:
@@ -39,6 +40,9 @@ def cleanup(file: Path, cache: str | None, dry_run: bool) -> None:
             freed += store.size(key) if dry_run else store.delete(key)
         if not dry_run:
             freed += store.sweep()
+            # What failed or concurrent writes left beside the results kept, or instead.
+            for key in store.payloads.keys() & keep:
+                freed += store.tidy(key)
     verb = "Would free" if dry_run else "Freed"
     click.echo(
         f"{verb} {freed} bytes: {len(unreached)} entries that {file} no longer reaches "

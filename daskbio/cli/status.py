@@ -9,15 +9,21 @@ from pathlib import Path
 import click
 
 from daskbio.cli import main
-from daskbio.cli._common import (
-    cache_option,
-    count_by_function,
-    open_pipeline,
-    pipeline_argument,
-    print_table,
-)
+from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, print_table
+from daskbio.status import status as pipeline_status
 
 COLUMNS = ["total", "done", "failed", "waiting", "stale"]
+
+
+def stale_summary(stale: dict[str, str]) -> str:
+    """One line per reason: how many results are stale, and what to do."""
+    reasons: dict[str, int] = {}
+    for why in stale.values():
+        reason = why.split(":")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    lines = [f"Stale: {n} {why}" for why, n in sorted(reasons.items())]
+    lines.append("  'daskbio run --rerun-stale' recomputes them and what depends on them.")
+    return "\n".join(lines)
 
 
 @main.command()
@@ -28,7 +34,8 @@ COLUMNS = ["total", "done", "failed", "waiting", "stale"]
 @cache_option
 def status(file: Path, as_json: bool, cache: str | None) -> None:
     """Show, per function, how many of FILE's Tasks are done, failed, waiting, and stale
-    (done, but computed by code that has changed since).
+    (done, but computed by code that has changed since, from an input file that has
+    changed since, or from a stale result).
 
     \b
     Example:
@@ -36,7 +43,8 @@ def status(file: Path, as_json: bool, cache: str | None) -> None:
       daskbio status pipeline.py --json | jq .compare.done
     """
     with open_pipeline(file, cache) as (pipeline, store):
-        counts = count_by_function(pipeline, store)
+        report = pipeline_status(pipeline.tasks, store)
+        counts = report.counts
         if as_json:
             report = {
                 name: {k: v for k, v in asdict(c).items() if k in COLUMNS}
@@ -46,6 +54,8 @@ def status(file: Path, as_json: bool, cache: str | None) -> None:
         else:
             print_table(f"{pipeline.path}", counts, COLUMNS)
             click.echo(f"Cache: {store.location}")
+            if report.stale:
+                click.echo(stale_summary(report.stale))
         if pipeline.barrier is not None:
             click.echo(
                 f"Note: only the Tasks before a value() call are known: {pipeline.barrier}.",

@@ -15,6 +15,7 @@ from typing import Any
 from daskbio.cache import CorruptEntry, Store, open_store
 from daskbio.graph.plan import Plan, plan
 from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
+from daskbio.status import stale_among, stale_notes
 
 SCHEDULERS = ("sync", "threads", "processes")
 
@@ -76,6 +77,10 @@ def _default_client() -> Any:
 def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, progress: bool) -> list:
     if scheduler is None:
         scheduler = _default_client() or "threads"
+    # Tasks on threads must not be the first to import Zarr & co. (see daskbio._imports).
+    from daskbio._imports import preload
+
+    preload(scheduler)
     if not isinstance(scheduler, str):
         futures = scheduler.get(graph, keys, sync=False)
         if progress:
@@ -146,9 +151,10 @@ def execute(
     """Compute what ``targets`` miss; return the plan and the targets' values by hash.
 
     With ``want_values=False`` only the Tasks are run (their values stay in the cache).
-    Damaged cache entries met on the way are reported (a warning each), removed by the
-    store, and computed again in the same call, however many there are; an entry damaged
-    again right after it was computed again stops the run.
+    Damaged cache entries met on the way are reported and removed by the store (a
+    :class:`~daskbio.cache.errors.DamagedEntryWarning` each, where they are found) and
+    computed again in the same call, however many there are; an entry damaged again
+    right after it was computed again stops the run.
     """
     settings = current_session()
     damaged: set[str] = set()
@@ -157,11 +163,14 @@ def execute(
         if p.run and not settings.may_compute:
             raise Barrier(next(iter(p.run.values())))
         try:
-            return p, _run_plan(p, targets, store, scheduler, want_values, settings)
+            values = _run_plan(p, targets, store, scheduler, want_values, settings)
         except Damaged as e:
             found = e.entries
         except CorruptEntry as e:
             found = [e]
+        else:
+            p.stale = stale_among(_cached_used(p, targets), store)
+            return p, values
         for entry in found:
             if entry.key in damaged:
                 raise RuntimeError(
@@ -169,7 +178,10 @@ def execute(
                     f"cache {store.location} sound?"
                 ) from None
             damaged.add(entry.key)
-            warnings.warn(f"{entry}: removed; computing it again", stacklevel=2)
+
+
+def _cached_used(p: Plan, targets: list[Task]) -> list[Task]:
+    return [t for t in targets if t.hash() in p.cached] + list(p.load.values())
 
 
 class Damaged(Exception):
@@ -250,7 +262,9 @@ def compute(
     """
     store = open_store(cache if cache is not None else current_session().store)
     targets = list({t.task.hash(): t.task for t in walk_tasks(tasks)}.values())
-    _, values = execute(targets, store, scheduler)
+    p, values = execute(targets, store, scheduler)
+    for note in stale_notes(_cached_used(p, targets), p.stale):
+        warnings.warn(note, stacklevel=2)
 
     def value_of(t: Task | Tasklet) -> Any:
         v = values[t.task.hash()]

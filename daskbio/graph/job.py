@@ -120,6 +120,8 @@ def run_job(job: Job, *dep_values: Any) -> Any:
         _record_failure(job, e)
         raise TaskFailed(job.name, job.key, traceback.format_exc()) from e
     job.store.add_code_version(job.identity, job.fingerprint)
+    if inputs:
+        job.store.note_input_files(job.identity)
     if is_dask_array(result):
         # Dependents read the written array rather than compute its graph a second time.
         return job.store.load(job.key)

@@ -27,12 +27,16 @@ class Plan:
         Hex hashes of the targets that are already cached.
     failed : set
         Hex hashes of the Tasks in ``run`` whose last attempt failed.
+    stale : dict
+        Why each cached result used is stale (computed by other code, from changed input
+        files), by hash (filled in by :func:`daskbio.graph.compute.execute`).
     """
 
     run: dict[str, Task] = field(default_factory=dict)
     load: dict[str, Task] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    stale: dict[str, str] = field(default_factory=dict)
 
 
 def closure(tasks: Iterable[Task]) -> dict[str, Task]:

@@ -1,0 +1,71 @@
+"""Removing results so that they are computed again: a Task's, and everything downstream
+(from entry metadata alone, ARCHITECTURE.md decision 7), or a pipeline's stale ones."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from daskbio.cache import Store
+
+
+class NoSuchTask(LookupError):
+    """Nothing in the cache matches what was asked for."""
+
+
+def downstream(store: Store, start: Iterable[str]) -> dict[str, dict]:
+    """``start`` and every entry that depends on it, transitively, from entry metadata
+    alone; maps each key to its metadata ({} for failure records and damaged entries)."""
+    keys = store.keys()
+    metas = dict(zip(keys, store.metadata_many(keys)))
+    users: dict[str, list[str]] = {}
+    for key, meta in metas.items():
+        for dep in (meta or {}).get("deps", ()):
+            users.setdefault(dep, []).append(key)
+    found: dict[str, dict] = {}
+    stack = list(start)
+    while stack:
+        key = stack.pop()
+        if key not in found:
+            found[key] = metas.get(key) or {}
+            stack.extend(users.get(key, ()))
+    return found
+
+
+def matching(store: Store, task: str) -> set[str]:
+    """Keys whose function is named ``task``, else the one key starting with ``task``.
+
+    Raises
+    ------
+    NoSuchTask
+        When nothing matches, or a hash prefix matches more than one key.
+    """
+    keys = store.keys()
+    failed = store.failures()
+    by_name = {
+        k
+        for k, m in zip(keys, store.metadata_many(keys))
+        if m and task in (m.get("name"), m.get("function"))
+    }
+    for k in failed:
+        info = store.failure(k)
+        if task in (info.get("name"), info.get("function")):
+            by_name.add(k)
+    if by_name:
+        return by_name
+    if not re.fullmatch(r"[0-9a-f]+", task):
+        raise NoSuchTask(f"no Task named {task!r} in the cache {store.location}")
+    found = {k for k in set(keys) | failed if k.startswith(task)}
+    if not found:
+        raise NoSuchTask(f"no Task with a hash starting {task!r} in the cache {store.location}")
+    if len(found) > 1:
+        raise NoSuchTask(
+            f"hash prefix {task!r} is ambiguous: it matches {len(found)} entries "
+            f"({', '.join(sorted(found)[:3])}, ...); give more digits"
+        )
+    return found
+
+
+def remove(store: Store, keys: Iterable[str]) -> int:
+    """Remove the entries of ``keys``; the bytes freed."""
+    return sum(store.delete(k) for k in keys)
