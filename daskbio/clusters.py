@@ -18,6 +18,11 @@ KINDS = ("slurm", "pbs", "local")
 LOCAL_ONLY = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
 # Batch-job settings that mean nothing to a LocalCluster.
 JOB_ONLY = ("walltime", "queue", "account", "python")
+# Where schedulers and dashboards listen unless told otherwise: reachable from this machine
+# only. A scheduler on every interface runs code for anyone who can reach its port.
+LOOPBACK = "127.0.0.1"
+# dask-jobqueue's dashboard port (the one docs/cluster.md's SSH tunnel uses).
+JOBQUEUE_DASHBOARD_PORT = 8787
 
 
 def cluster(
@@ -35,6 +40,7 @@ def cluster(
     resource_spec: str | None = None,
     python: str | None = None,
     log_directory: str | os.PathLike[str] | None = None,
+    listen: str | None = None,
     **options: Any,
 ) -> Any:
     """Start a Dask cluster and ask for its workers; returns the (started) cluster.
@@ -64,6 +70,14 @@ def cluster(
         The Python that runs the workers on the compute nodes.
     log_directory : path, optional
         Where job logs go (default: dask-jobqueue's, the current folder).
+    listen : str, optional
+        Where the scheduler and its dashboard listen: a host name or IP address
+        (``"0.0.0.0"`` for every interface) or a network interface's name (``"ib0"``).
+        Default: a host or interface set in ``scheduler_options`` or in the Dask config
+        (``jobqueue.<kind>.scheduler-options``, ``jobqueue.<kind>.interface``), else
+        ``127.0.0.1``, which only this machine reaches: batch jobs on other nodes need
+        ``listen`` or one of those settings. The dashboard keeps the port configured in
+        ``scheduler-options`` (8787 by default; any free one for ``"local"``).
     **options
         Passed on to dask-jobqueue's cluster class (or ``LocalCluster``).
 
@@ -93,6 +107,7 @@ def cluster(
         resource_spec=resource_spec,
         python=python,
         log_directory=log_directory,
+        listen=listen,
         **options,
     )
     if adapt is not None and kind == "local":
@@ -102,6 +117,93 @@ def cluster(
     elif kind != "local":
         started.scale(jobs=jobs or 1)
     return started
+
+
+def local_network(listen: str | None = None) -> dict[str, Any]:
+    """``LocalCluster`` options that put its scheduler, workers and dashboard on ``listen``
+    (a host, an IP address or an interface name; default ``127.0.0.1``), the dashboard on a
+    free port.
+
+    Examples
+    --------
+    >>> local_network()
+    {'host': '127.0.0.1', 'dashboard_address': ('127.0.0.1', 0)}
+    >>> local_network("0.0.0.0")["dashboard_address"]
+    ('0.0.0.0', 0)
+    """
+    network = _network(listen or LOOPBACK)
+    return {**network, "dashboard_address": (_host_of(network), 0)}
+
+
+def loopback_only(address: str) -> bool:
+    """Whether a scheduler at ``address`` (``"tcp://127.0.0.1:8786"``) can be reached from
+    this machine only.
+
+    Examples
+    --------
+    >>> loopback_only("tcp://127.0.0.1:8786"), loopback_only("tcp://10.1.2.3:8786")
+    (True, False)
+    """
+    import ipaddress
+
+    from distributed.comm import get_address_host
+
+    host = get_address_host(address)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+def _network(listen: str) -> dict[str, str]:
+    """``{"interface": listen}`` for a network interface's name, else ``{"host": listen}``."""
+    import psutil
+
+    return {"interface": listen} if listen in psutil.net_if_addrs() else {"host": listen}
+
+
+def _host_of(network: dict[str, Any]) -> str:
+    """The host or IP address that a scheduler given ``network`` (its ``host`` or
+    ``interface`` option) listens on."""
+    if network.get("host"):
+        return network["host"]
+    from distributed.utils import get_ip_interface
+
+    return get_ip_interface(network["interface"])
+
+
+def _scheduler_options(
+    config_name: str, listen: str | None, given: dict | None, interface: str | None
+) -> dict:
+    """dask-jobqueue's ``scheduler_options`` (``given``, else the Dask config's) with the
+    scheduler on ``listen``; without it, on the host or interface they or the workers'
+    ``interface`` choose, else on 127.0.0.1 (where dask-jobqueue would listen on every
+    interface). The dashboard listens where the scheduler does (its link shows the
+    scheduler's host), unless ``given`` names a host for it and ``listen`` is not given."""
+    import dask.config
+
+    if given is None:
+        given = dask.config.get(f"jobqueue.{config_name}.scheduler-options", {})
+    options = dict(given)
+    if listen is not None:
+        options = {k: v for k, v in options.items() if k not in ("host", "interface")}
+        options.update(_network(listen))
+    elif not {"host", "interface"} & options.keys():
+        interface = interface or dask.config.get(f"jobqueue.{config_name}.interface", None)
+        # As dask-jobqueue does, the scheduler goes on the workers' interface if they have one.
+        options.update({"interface": interface} if interface else {"host": LOOPBACK})
+    port = JOBQUEUE_DASHBOARD_PORT
+    if options.get("dashboard_address") is not None:
+        from distributed.utils import clean_dashboard_address
+
+        first, *more = clean_dashboard_address(options["dashboard_address"])
+        if listen is None and (first["address"] or more):
+            return options
+        port = first["port"]
+    options["dashboard_address"] = (_host_of(options), port)
+    return options
 
 
 def job_script(kind: str, **settings: Any) -> str:
@@ -125,6 +227,7 @@ def _unstarted(
     job_extra: Sequence[str] = (),
     resource_spec: str | None = None,
     log_directory: str | os.PathLike[str] | None = None,
+    listen: str | None = None,
     **settings: Any,
 ) -> Any:
     """The cluster object, with its scheduler running but no jobs asked for yet."""
@@ -137,15 +240,26 @@ def _unstarted(
         # As in a batch job: cores and memory are the job's, shared by its processes.
         processes = processes or 1
         extra = {k: v for k, v in settings.items() if k not in JOB_ONLY}
+        own = {k: extra.pop(k) for k in ("host", "interface") if k in extra}
+        if listen is None and own:
+            network = {**own, "dashboard_address": (_host_of(own), 0)}
+        else:
+            network = local_network(listen)
         return LocalCluster(
             n_workers=workers * processes,
             threads_per_worker=max(1, (cores or processes) // processes),
             memory_limit=parse_bytes(memory) // processes if memory else "auto",
-            dashboard_address=":0",
-            **extra,
+            **{**network, **extra},
         )
     if resource_spec is not None and kind != "pbs":
         raise ValueError("resource_spec is for PBS only")
+    cls = _jobqueue_class(kind)  # which also loads dask-jobqueue's config defaults
+    scheduler_options = _scheduler_options(
+        settings.get("config_name", kind),
+        listen,
+        settings.pop("scheduler_options", None),
+        settings.get("interface"),
+    )
     given = {
         "cores": cores,
         "memory": memory,
@@ -153,9 +267,10 @@ def _unstarted(
         "resource_spec": resource_spec,
         "log_directory": None if log_directory is None else str(log_directory),
         "job_extra_directives": list(job_extra) or None,
+        "scheduler_options": scheduler_options,
         **settings,
     }
-    return _jobqueue_class(kind)(**{k: v for k, v in given.items() if v is not None})
+    return cls(**{k: v for k, v in given.items() if v is not None})
 
 
 def _jobqueue_class(kind: str) -> Any:

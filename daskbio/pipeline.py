@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from daskbio.cache import Store
 from daskbio.graph.compute import Barrier, session
+from daskbio.graph.hashing import function_identity
 from daskbio.graph.task import Task, collect_tasks
 
 
@@ -75,6 +77,7 @@ def load(
                 if may_compute:
                     raise
                 barrier = b
+        _check_identities(path, made)
         tasks = list({t.hash(): t for t in made}.values())
         with session(store=store, may_compute=may_compute, **settings):
             yield Pipeline(path, module.__dict__, tasks, barrier)
@@ -82,3 +85,75 @@ def load(
         sys.path[:] = saved_path
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
+
+
+def _check_identities(path: Path, tasks: list[Task]) -> None:
+    """Refuse Tasks of two different functions that share one identity.
+
+    A Task's hash knows its function by ``module.qualname`` only, so Tasks of a function
+    defined twice under one name (the second ``def step`` of a file) would share cache
+    entries though they compute different things.
+
+    Raises
+    ------
+    ValueError
+        Naming the identity and where each of its definitions is.
+    """
+    # One dict operation per Task; only the few distinct functions are looked at further.
+    functions = {id(t.f): t.f for t in tasks}
+    by_identity: dict[str, dict[int, Any]] = {}
+    for f in functions.values():
+        # Bound methods are made anew at each access: what is defined is the function.
+        defined = getattr(f, "__func__", f)
+        by_identity.setdefault(function_identity(f), {})[id(defined)] = defined
+    for identity, definitions in by_identity.items():
+        if len(definitions) > 1:
+            raise ValueError(_duplicate_message(path, identity, list(definitions.values())))
+
+
+def _duplicate_message(path: Path, identity: str, definitions: list[Any]) -> str:
+    places = sorted(_definition_place(f) for f in definitions)
+    name = getattr(inspect.unwrap(definitions[0]), "__qualname__", identity)
+    times = "twice" if len(places) == 2 else f"{len(places)} times"
+    here = {file for file, _ in places} == {path.resolve()}
+    lines = {line for _, line in places}
+    if here and len(lines) == len(places):
+        where = f"{path.name} defines {name} {times} (lines {_and(str(n) for _, n in places)})"
+    elif here and len(lines) == 1:
+        where = (
+            f"{path.name} defines {name} {times} at line {lines.pop()} (does that line run "
+            "in a loop, or does the file import itself?)"
+        )
+    else:
+        where = f"{name} is defined {times} ({_and(f'{f}:{n}' for f, n in places)})"
+    both = "both" if len(places) == 2 else "all"
+    return (
+        f"{where}, and Tasks of {both} share one identity ({identity}), so they would "
+        "share cached results; rename one"
+    )
+
+
+def _definition_place(f: Any) -> tuple[Path, int]:
+    """The file and first line of the definition of ``f`` (line 0 if unknown)."""
+    f = inspect.unwrap(f)
+    code = getattr(f, "__code__", None)
+    if code is not None:
+        return Path(code.co_filename).resolve(), code.co_firstlineno
+    if isinstance(f, type):
+        # inspect finds a class by name, so it would give one line for both definitions;
+        # a method of each tells them apart (Python 3.13 records the class's own line).
+        codes = [getattr(v, "__code__", None) for v in vars(f).values()]
+        codes = [c for c in codes if c is not None and not c.co_filename.startswith("<")]
+        if codes:
+            first = min(codes, key=lambda c: c.co_firstlineno)
+            line = vars(f).get("__firstlineno__", first.co_firstlineno)
+            return Path(first.co_filename).resolve(), line
+    try:
+        return Path(inspect.getsourcefile(f) or "?").resolve(), inspect.getsourcelines(f)[1]
+    except (OSError, TypeError):
+        return Path(getattr(sys.modules.get(f.__module__), "__file__", "?")).resolve(), 0
+
+
+def _and(items: Iterable[str]) -> str:
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -387,16 +387,26 @@ def test_classes_and_task_generators_a_function_uses_are_followed(import_fresh):
         def prepare(x):
             return x - 1
 
+        MODEL = Model()
+
         def run(x):
             return Model().fit(prepare.f(x))
+
+        def run_instance(x):
+            return MODEL.fit(x)
         """
-    first = import_fresh("v1", {"idt_model": source}, "idt_model").run
-    method_edited = import_fresh("v2", {"idt_model": source.replace("x + 1", "x + 2")}, "idt_model")
-    wrapped_edited = import_fresh(
-        "v3", {"idt_model": source.replace("x - 1", "x - 2")}, "idt_model"
-    )
-    fingerprints = {code_fingerprint(f) for f in (first, method_edited.run, wrapped_edited.run)}
-    assert len(fingerprints) == 3
+    versions = [
+        import_fresh(folder, {"idt_model": text}, "idt_model")
+        for folder, text in [
+            ("v1", source),
+            ("v2", source.replace("x + 1", "x + 2")),  # a method edited
+            ("v3", source.replace("x - 1", "x - 2")),  # the TaskGenerator's function edited
+        ]
+    ]
+    assert len({code_fingerprint(m.run) for m in versions}) == 3
+    first, method_edited, wrapped_edited = (code_fingerprint(m.run_instance) for m in versions)
+    assert first != method_edited
+    assert first == wrapped_edited
 
 
 def test_runtime_state_in_module_globals_does_not_change_the_fingerprint(import_fresh):

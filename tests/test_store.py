@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -323,7 +324,9 @@ class StoreTests:
         ):
             np.asarray(store.load(KEY))
         assert f"segment ({KEY})" in str(error.value)
-        assert gone.split("/", 2)[-1] in str(error.value)
+        # That chunk, or (lazily, on threads) one read while the damaged entry was removed.
+        array = gone.split("/")[2]
+        assert re.search(rf"{array}/c/\d+/\d+ is missing \[.*{array}/c/\d+/\d+\]", str(error.value))
         assert not store.has(KEY)
 
     def test_an_edited_shape_in_the_array_metadata_is_refused(self, store: Store):
@@ -390,7 +393,7 @@ class StoreTests:
         record = store.index.get(Kind.ENTRY, KEY)
         store.index.put(Kind.ENTRY, KEY, flip(record, len(record) - 10))
         # The end of the record is the payload, or the metadata when the payload is a blob.
-        with pytest.raises(CorruptEntry, match="checksum|unreadable metadata"):
+        with pytest.raises(CorruptEntry, match=r"checksum|unreadable metadata"):
             store.load(KEY)
         assert not store.has(KEY)
 

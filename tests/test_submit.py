@@ -340,3 +340,20 @@ def test_daskbio_cluster_from_python_runs_compute_on_slurm_jobs(tmp_path):
         values = daskbio.compute([plus(1, 2), plus(3, 4)], scheduler=client, cache=tmp_path)
     assert values == [3, 7]
     assert list((tmp_path / "logs").glob("*.out"))
+
+
+@slurm_test
+def test_slurm_submit_says_when_its_scheduler_is_on_loopback_and_listen_moves_it(tmp_path):
+    pipeline = write_pipeline(tmp_path, SQUARES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    args = [pipeline, "--cluster", "slurm", "--jobs", "1", *SMALL_JOBS, "--allow-local-cache"]
+    # No jobqueue config: the scheduler is on 127.0.0.1 by default, which the one node reaches.
+    loopback = daskbio("submit", *args, env=env)
+    assert loopback.returncode == 0, loopback.stderr
+    assert "Note: the scheduler listens on 127.0.0.1" in loopback.stderr
+    assert "Dask dashboard: http://127.0.0.1:" in loopback.stdout
+    elsewhere = daskbio("submit", *args, "--listen", "0.0.0.0", "--cache", tmp_path / "c", env=env)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "listens on 127.0.0.1" not in elsewhere.stderr
+    assert "Dask dashboard: http://127.0.0.1:" not in elsewhere.stdout
+    assert f": {sum(i * i for i in range(16))}" in elsewhere.stdout

@@ -518,3 +518,36 @@ def test_the_python_api_refuses_a_dask_array_in_save():
     da = pytest.importorskip("dask.array")
     with pytest.raises(TypeError, match="chunk by chunk"):
         FileSystemStore(Path(sys.prefix) / "never-written").save("ab" * 16, da.ones(2))
+
+
+def test_cleanup_removes_an_array_a_failed_write_left_beside_a_result(tmp_path):
+    import zarr
+
+    pipeline = write_pipeline(tmp_path, ARRAYS)
+    daskbio("run", pipeline, check=True)
+    store = FileSystemStore(tmp_path / "pipeline.daskbio")
+    key = keys_of(store, "image")[0]
+    # What a write killed part way leaves in the Task's folder after it was computed again.
+    group = zarr.open_group(store.payloads.where(key), mode="a")
+    group.create_array("numpy-0123456789abcdef", shape=(100,), dtype="u1")[...] = 7
+    before = store.payloads.size(key)
+    out = daskbio("cleanup", pipeline, check=True)
+    assert "Freed" in out.stdout
+    assert store.payloads.size(key) < before
+    assert not list(store.root.glob(f"*/{key}.zarr/numpy-0123456789abcdef"))
+    store.verify(key)
+    assert totals_of(store) == sorted(expected_totals())
+
+
+def test_verify_all_checks_every_entry_of_the_cache_not_only_the_pipelines(tmp_path):
+    pipeline = write_pipeline(tmp_path, PLANTED)
+    daskbio("run", pipeline, check=True)
+    store = FileSystemStore(tmp_path / "pipeline.daskbio")
+    store.save("ab" * 16, "not made by the pipeline", {"name": "elsewhere"})
+    record = store.index.get(Kind.ENTRY, "ab" * 16)
+    store.index.put(Kind.ENTRY, "ab" * 16, record[:-3] + b"xyz")
+    assert "Checked 3 entries: 3 sound" in daskbio("verify", pipeline, check=True).stdout
+    out = daskbio("verify", pipeline, "--all")
+    assert out.returncode == 1
+    assert "Checked 4 entries: 3 sound, 1 damaged" in out.stdout
+    assert f"elsewhere ({'ab' * 16}) is damaged" in out.stdout

@@ -25,6 +25,7 @@ __all__ = [
     "Kind",
     "MemoryIndex",
     "MemoryStore",
+    "NoDefaultCache",
     "Payloads",
     "Store",
     "ZarrIndex",

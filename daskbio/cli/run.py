@@ -10,24 +10,25 @@ from typing import Any
 import click
 
 from daskbio.cli import main
-from daskbio.cli._common import (
-    cache_option,
-    count_by_function,
-    open_pipeline,
-    pipeline_argument,
-    print_table,
-)
+from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, print_table
+from daskbio.invalidation import remove
+from daskbio.status import stale_notes, status
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
 
-def _connect(scheduler: str, workers: int | None):  # -> (scheduler for compute, closer)
+def _connect(scheduler: str, workers: int | None, listen: str | None = None):
+    """The scheduler for compute, and what closes it (None: nothing to)."""
+    if listen is not None and scheduler != "local":
+        raise click.UsageError("--listen is for --scheduler local, which starts a scheduler")
     if scheduler in LOCAL_SCHEDULERS:
         return scheduler, None
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
+        from daskbio.clusters import local_network
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, **local_network(listen))
         client = Client(cluster)
     else:
         cluster, client = None, Client(scheduler, timeout="10s")
@@ -50,46 +51,83 @@ def _connect(scheduler: str, workers: int | None):  # -> (scheduler for compute,
     help="sync, threads, processes, local (starts a LocalCluster) or a scheduler ADDRESS.",
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Threads, processes or workers to use.")
+@click.option(
+    "--listen",
+    metavar="HOST",
+    help="Where --scheduler local's scheduler and dashboard listen: a host, an IP address "
+    "(0.0.0.0: every interface) or an interface name. Default: 127.0.0.1, this machine only.",
+)
 @cache_option
-def run(file: Path, scheduler: str, workers: int | None, cache: str | None) -> None:
+@click.option(
+    "--rerun-stale",
+    is_flag=True,
+    help="First remove the results 'daskbio status' calls stale (computed by other code, "
+    "from changed input files, or from stale results), so that they are computed again.",
+)
+def run(
+    file: Path,
+    scheduler: str,
+    workers: int | None,
+    listen: str | None,
+    cache: str | None,
+    rerun_stale: bool,
+) -> None:
     """Compute every Task FILE makes that is not cached yet.
 
     \b
     Example:
       daskbio run examples/segmentation/pipeline.py
       daskbio run pipeline.py --scheduler local --workers 2
+      daskbio run pipeline.py --rerun-stale
     """
     start = time.perf_counter()
     if not file.is_file():
         raise click.ClickException(f"pipeline file not found: {file}")
-    target, close = _connect(scheduler, workers)
+    target, close = _connect(scheduler, workers, listen)
     try:
-        compute_pipeline(file, cache, target, workers, start)
+        compute_pipeline(file, cache, target, workers, start, rerun_stale)
     finally:
         if close is not None:
             close()
 
 
 def compute_pipeline(
-    file: Path, cache: str | None, scheduler: Any, workers: int | None, start: float
+    file: Path,
+    cache: str | None,
+    scheduler: Any,
+    workers: int | None,
+    start: float,
+    rerun_stale: bool = False,
 ) -> None:
     """Run what ``file`` makes that is not cached on ``scheduler``, and report it (exit
-    status 1 when a Task failed, 130 on Ctrl-C). ``daskbio submit`` runs this too."""
+    status 1 when a Task failed or the cache cannot be written, 130 on Ctrl-C).
+    ``daskbio submit`` runs this too."""
+    from daskbio.cache import CacheWriteError
     from daskbio.graph.compute import execute
-    from daskbio.graph.execute import TaskFailed
+    from daskbio.graph.job import TaskFailed
 
     with open_pipeline(
         file, cache, may_compute=True, scheduler=scheduler, workers=workers, progress=True
     ) as (pipeline, store):
+        if rerun_stale:
+            stale = status(pipeline.tasks, store).stale
+            click.echo(f"Recomputing {len(stale)} stale results and what depends on them.")
+            remove(store, stale)
         try:
             plan, _ = execute(pipeline.tasks, store, want_values=False)
         except TaskFailed as e:
             click.echo(str(e), err=True)
             _report(pipeline, store, start, None)
             sys.exit(1)
+        except CacheWriteError as e:
+            click.echo(f"Error: {e}", err=True)
+            _report(pipeline, store, start, None)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
             sys.exit(130)
+        for note in stale_notes(pipeline.tasks, plan.stale):
+            click.echo(f"Note: {note}.")
         _report(pipeline, store, start, set(plan.run))
 
 
@@ -102,7 +140,7 @@ def _report(pipeline, store, start: float, ran: set[str] | None) -> None:
             f"Cache: {store.location}"
         )
         return
-    counts = count_by_function(pipeline, store, with_stale=False)
+    counts = status(pipeline.tasks, store, with_stale=False).counts
     if ran is not None:
         for t in pipeline.tasks:
             if t.hash() in ran:
@@ -119,12 +157,18 @@ def _print_results(pipeline, store, most: int = 5) -> None:
     """Show the values of the pipeline's final Tasks (those no other Task uses)."""
     import reprlib
 
+    from daskbio.cache import CorruptEntry
+
     used = {d.hash() for t in pipeline.tasks for d in t.dependencies()}
     finals = [t for t in pipeline.tasks if t.hash() not in used]
     short = reprlib.Repr()
     short.maxstring = short.maxother = 60
     click.echo("Results:")
     for t in finals[:most]:
-        click.echo(f"  {t.name} {t.hash()[:12]}: {short.repr(store.load(t.hash()))}")
+        try:
+            shown = short.repr(store.load(t.hash()))
+        except (KeyError, CorruptEntry) as e:
+            shown = f"<not shown: {e}>"
+        click.echo(f"  {t.name} {t.hash()[:12]}: {shown}")
     if len(finals) > most:
         click.echo(f"  ... and {len(finals) - most} more final Tasks")

@@ -58,6 +58,13 @@ def parse_adapt(value: str | None) -> tuple[int, int] | None:
 @click.option("--job-extra", multiple=True, help="An extra job directive; repeat for more.")
 @click.option("--resource-spec", help="PBS -l resources, e.g. nodes=1:ppn=4 for Torque.")
 @click.option("--python", help="The Python that runs the workers on the compute nodes.")
+@click.option(
+    "--listen",
+    metavar="HOST",
+    help="Where the scheduler and dashboard listen: a host, an IP address (0.0.0.0: every "
+    "interface) or an interface name (ib0). Default: the Dask config key "
+    "daskbio.submit.listen, else jobqueue's scheduler-options or interface, else 127.0.0.1.",
+)
 @cache_option
 @click.option("--dry-run", is_flag=True, help="Print the job script and the plan; start nothing.")
 @click.option(
@@ -85,7 +92,7 @@ def submit(
     the cache on a filesystem they share, and cancel every job when the run ends.
 
     Options left out come from Dask's configuration: jobqueue.slurm.* / jobqueue.pbs.*
-    (as dask-jobqueue reads them) and daskbio.submit.cluster / .jobs / .adapt.
+    (as dask-jobqueue reads them) and daskbio.submit.cluster / .jobs / .adapt / .listen.
 
     \b
     Example:
@@ -110,6 +117,8 @@ def submit(
         jobs = config.get("daskbio.submit.jobs")
         adapt = None if jobs else parse_adapt(config.get("daskbio.submit.adapt"))
     job = {k: v for k, v in job.items() if v not in (None, ())}
+    if "listen" not in job and config.get("daskbio.submit.listen"):
+        job["listen"] = config.get("daskbio.submit.listen")
     job.setdefault("log_directory", str(file.absolute().with_suffix(".jobs")))
     store = store_for(file, cache)
     _check_cache_location(kind, store, allow_local_cache)
@@ -176,13 +185,15 @@ def _run(
     from distributed import Client
 
     from daskbio.cli.run import compute_pipeline
-    from daskbio.clusters import cluster
+    from daskbio.clusters import cluster, loopback_only
 
     with _signals_as_interrupt():
         started = None
         try:
             with _settings_checked(kind):
                 started = cluster(kind, jobs=jobs, adapt=adapt, **job)
+            if kind != "local" and loopback_only(started.scheduler_address):
+                click.echo(LOOPBACK_HINT, err=True)
             with Client(started) as client:
                 click.echo(f"Dask dashboard: {client.dashboard_link}")
                 dashboard = file.absolute().with_suffix(".dashboard")
@@ -193,6 +204,13 @@ def _run(
         finally:
             if started is not None:
                 _cancel_jobs(started)
+
+
+LOOPBACK_HINT = (
+    "Note: the scheduler listens on 127.0.0.1, which only jobs on this machine reach: on a "
+    "multi-node cluster pass --listen 0.0.0.0 or --listen INTERFACE (e.g. ib0), or set the "
+    "Dask config key daskbio.submit.listen."
+)
 
 
 def _cancel_jobs(started: Any) -> None:

@@ -247,8 +247,10 @@ def compute(
         Where to run. By default the active ``distributed.Client`` if there is one,
         else Dask's threaded scheduler.
     cache : Store, path, URL or Zarr store, optional
-        The cache (see :func:`daskbio.cache.open_store`). By default ``<stem>.daskbio/``
-        beside the running pipeline file, or the Dask config key ``daskbio.cache``.
+        The cache (see :func:`daskbio.cache.open_store`). By default the Dask config key
+        ``daskbio.cache``, else ``<stem>.daskbio/`` beside the running pipeline file or
+        notebook; elsewhere (``python -c``, a terminal IPython) there is no default and
+        :class:`daskbio.cache.NoDefaultCache` says to give one.
 
     Examples
     --------

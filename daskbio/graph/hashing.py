@@ -7,14 +7,22 @@ bytes, so the same arguments give the same hash in every process, on every machi
 Changing anything here that changes a hash invalidates every user's cache: bump
 ``HASH_FORMAT_VERSION`` and say so in the changelog. ``tests/test_hashing.py`` pins
 known values to catch accidental changes.
+
+Also here: :func:`code_fingerprint`, a hash of the code a function runs, which is stored
+beside results to report stale ones and is never part of a Task's hash.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import os
 import struct
 import sys
+import sysconfig
 import types
+import weakref
 from pathlib import PurePath
 from typing import Any
 
@@ -327,13 +335,32 @@ def encode_function(f: Any, out: bytearray) -> None:
         )
     _enc_str(function_identity(f), out)
     bound = getattr(f, "__self__", None)
-    if bound is not None and not isinstance(bound, (type, types.ModuleType)):
+    if bound is None or isinstance(bound, types.ModuleType):
+        return
+    if isinstance(bound, type):
+        if _inherited(f, bound):
+            # A classmethod reached through a subclass runs with that subclass as cls.
+            out += b"k"
+            _enc_str(function_identity(bound), out)
+    else:
         out += b"m"
         try:
             encode(bound, out)
         except Unhashable as e:
             e.path.append(".__self__")
             raise
+
+
+def _inherited(f: Any, cls: type) -> bool:
+    """Whether the classmethod ``f``, bound to ``cls``, is defined on a base of ``cls``."""
+    # Looked up in the class's own namespace rather than compared by name, which a
+    # library may rewrite (``__module__`` set to its public module).
+    own = vars(cls).get(getattr(f, "__name__", None))
+    func = getattr(f, "__func__", None)
+    if func is None:
+        # A built-in classmethod (dict.fromkeys): defined here if the class names it.
+        return own is None
+    return not (isinstance(own, classmethod) and own.__func__ is func)
 
 
 def digest(x: Any) -> bytes:
@@ -351,7 +378,9 @@ def digest(x: Any) -> bytes:
     return _xxh128(out)
 
 
-_identities: dict[Any, str] = {}
+# Weak keys: a function must not be kept alive (with its module and every Task its
+# pipeline made) only because its identity was once asked for.
+_identities: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def function_identity(f: Any) -> str:
@@ -382,28 +411,301 @@ def function_identity(f: Any) -> str:
     return identity
 
 
+# --------------------------------------------------------------------------------------
+# Code fingerprints
+# --------------------------------------------------------------------------------------
+
+# Weak keys, as for _identities: callers (execute.py, the CLI) ask for every Task's
+# function, and a memo must not keep earlier pipelines alive.
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+#: Per code object: the digest of its own bytecode and constants, and the names it uses.
+_code_parts: weakref.WeakKeyDictionary[types.CodeType, tuple[bytes, tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+# A module-level constant is read whole only up to these sizes; a bigger one contributes
+# its type and length, so a fingerprint never costs more than a few milliseconds.
+_CONSTANT_ITEMS = 1000
+_CONSTANT_CHARS = 1 << 20
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
+
+
 def code_fingerprint(f: Any) -> str:
-    """A short hash of a function's code, stored beside its results to spot stale ones.
+    """A short hash of the code ``f`` runs, stored beside its results to spot stale ones.
 
-    Line numbers and file names are left out, so moving a function in its file does
-    not make its results stale; changing its bytecode or constants does.
+    It covers ``f``'s bytecode, constants, parameters and defaults, and, transitively,
+    the functions, classes and module-level constants of the user's own modules that
+    ``f`` refers to by a global name (``helper(x)``, ``helpers.smooth(x)``, ``SIGMA``).
+    Code of installed packages, the standard library and daskbio is not followed.
+    Line numbers and file names are left out, so moving code does not make results
+    stale. Computed once per function object per process.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     return x + 1
+    >>> len(code_fingerprint(f)), code_fingerprint(f) == code_fingerprint(f)
+    (16, True)
+    >>> code_fingerprint(len)
+    ''
     """
-    code = getattr(f, "__code__", None)
-    if code is None:
-        # A callable object: fingerprint its __call__ method.
-        code = getattr(vars(type(f)).get("__call__"), "__code__", None)
-    if code is None:
-        return ""
-    h = xxhash.xxh3_64()
-    _feed_code(code, h)
-    return h.hexdigest()
+    try:
+        return _fingerprints[f]
+    except (KeyError, TypeError):
+        pass
+    walk = _Walk()
+    fingerprint = walk.h.hexdigest() if walk.root(f) else ""
+    with contextlib.suppress(TypeError):
+        _fingerprints[f] = fingerprint
+    return fingerprint
 
 
-def _feed_code(code: Any, h: Any) -> None:
-    h.update(code.co_code)
-    h.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            _feed_code(const, h)
+class _Walk:
+    """One fingerprint: feeds every object reached into ``h``, each once.
+
+    An object met again (recursion, two callers of one helper) contributes only the
+    order in which it was first met, which keeps the fingerprint finite and determined
+    by the code alone.
+    """
+
+    def __init__(self) -> None:
+        self.h = xxhash.xxh3_64()
+        # By id(): each object met is held by a namespace or another object met, so no id
+        # is reused while the walk lasts.
+        self.seen: dict[int, int] = {}
+        self.scanned: set[tuple[int, int]] = set()
+
+    def first_visit(self, x: Any) -> bool:
+        index = self.seen.get(id(x))
+        if index is not None:
+            self.h.update(b"^" + _pack_q(index))
+            return False
+        self.seen[id(x)] = len(self.seen)
+        return True
+
+    def root(self, f: Any) -> bool:
+        """Feed ``f`` whatever module it is in; False if it has no Python code."""
+        if isinstance(f, types.FunctionType):
+            self.function(f)
+        elif isinstance(f, types.MethodType):
+            self.root(f.__func__)
+            owner = f.__self__ if isinstance(f.__self__, type) else type(f.__self__)
+            self.reference("__self__", owner, ())
+        elif isinstance(f, type):
+            self.cls(f)
+        elif _wrapped(f) is not None:
+            return self.root(_wrapped(f))
+        elif isinstance(vars(type(f)).get("__call__"), types.FunctionType):
+            self.cls(type(f))
         else:
-            h.update(repr(const).encode())
+            return False
+        return True
+
+    def function(self, f: types.FunctionType) -> None:
+        if not self.first_visit(f):
+            return
+        own, names = _code_part(f.__code__)
+        self.h.update(b"F" + own)
+        if f.__defaults__:
+            self.h.update(b"D" + _constant_bytes(f.__defaults__))
+        if f.__kwdefaults__:
+            self.h.update(b"K" + _constant_bytes(tuple(sorted(f.__kwdefaults__.items()))))
+        self.names(names, f.__globals__, names)
+        wrapped = _wrapped(f)
+        if wrapped is not None:
+            self.reference("__wrapped__", wrapped, ())
+
+    def names(
+        self, names: tuple[str, ...], namespace: dict[str, Any], used: tuple[str, ...]
+    ) -> None:
+        """Feed what each of ``names`` refers to in ``namespace`` (a module's globals)."""
+        for name in names:
+            if name.startswith("__") or name not in namespace:
+                # Dunders (__file__, __name__) hold where the code is, not what it does.
+                continue
+            self.reference(name, namespace[name], used)
+
+    def reference(self, name: str, x: Any, used: tuple[str, ...]) -> None:
+        """Feed ``x``, known as ``name``, if it is user code or a plain constant.
+
+        ``used`` are the names of the code that referred to ``x``: if ``x`` is a user
+        module, those of its attributes are followed (``helpers.smooth``).
+        """
+        kind = type(x)
+        if kind is types.FunctionType:
+            if _is_user_file(x.__code__.co_filename):
+                self.h.update(b"G" + name.encode())
+                self.function(x)
+        elif isinstance(x, type):
+            if _is_user_class(x):
+                self.h.update(b"G" + name.encode())
+                self.cls(x)
+        elif kind is types.ModuleType:
+            key = (id(x), id(used))
+            # vars(), not getattr(): a module's __getattr__ may import on demand.
+            if key not in self.scanned and _is_user_file(vars(x).get("__file__")):
+                self.scanned.add(key)
+                self.h.update(b"M" + name.encode())
+                self.names(used, vars(x), used)
+        elif kind is types.MethodType:
+            self.reference(name, x.__func__, used)
+        elif kind is functools.partial:
+            self.reference(name, x.func, used)
+            self.h.update(b"P" + _constant_bytes((x.args, tuple(sorted(x.keywords.items())))))
+        elif kind in _SCALARS or kind is tuple or kind is frozenset or kind is slice:
+            self.h.update(b"=" + name.encode() + b"\x00" + _constant_bytes(x))
+        elif kind is not dict and kind is not list and kind is not set:
+            # TaskGenerator and functools.wraps-style wrappers: the code they run.
+            wrapped = _wrapped(x) if callable(x) else None
+            if wrapped is not None:
+                self.reference(name, wrapped, used)
+            elif _is_user_class(kind):
+                # An instance (``MODEL.predict(x)``): the code of its class, not its state.
+                self.h.update(b"I" + name.encode())
+                self.cls(kind)
+        # The content of mutable objects is runtime state, not code: a memo filled by the
+        # function would make its fingerprint differ between runs.
+
+    def cls(self, c: type) -> None:
+        if not self.first_visit(c):
+            return
+        self.h.update(b"C" + c.__qualname__.encode())
+        for base in c.__bases__:
+            self.reference("", base, ())
+        namespace = vars(c)
+        for name in sorted(namespace):
+            value = namespace[name]
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property):
+                for accessor in (value.fget, value.fset, value.fdel):
+                    if isinstance(accessor, types.FunctionType):
+                        self.h.update(b"." + name.encode())
+                        self.function(accessor)
+            elif isinstance(value, types.FunctionType):
+                # The class's own methods are followed whatever file made them
+                # (dataclass methods are generated code).
+                self.h.update(b"." + name.encode())
+                self.function(value)
+            elif not name.startswith("__"):
+                self.reference(name, value, ())
+
+
+def _wrapped(x: Any) -> Any:
+    """``x.__wrapped__`` from ``x``'s own attributes (never through a ``__getattr__``)."""
+    try:
+        attributes = object.__getattribute__(x, "__dict__")
+    except AttributeError:
+        return None
+    return attributes.get("__wrapped__") if isinstance(attributes, dict) else None
+
+
+def _code_part(code: types.CodeType) -> tuple[bytes, tuple[str, ...]]:
+    try:
+        return _code_parts[code]
+    except KeyError:
+        pass
+    h = xxhash.xxh3_128()
+    names: dict[str, None] = {}
+    _feed_code(code, h, names)
+    part = (h.digest(), tuple(names))
+    _code_parts[code] = part
+    return part
+
+
+def _feed_code(code: types.CodeType, h: Any, names: dict[str, None]) -> None:
+    n_params = code.co_argcount + code.co_kwonlyargcount
+    n_params += bool(code.co_flags & inspect.CO_VARARGS)
+    n_params += bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    out = bytearray(code.co_code)
+    # Parameter names matter to calls by keyword; other local names do not.
+    encode((code.co_flags, code.co_posonlyargcount, code.co_names), out)
+    encode(code.co_varnames[:n_params], out)
+    names.update(dict.fromkeys(code.co_names))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            h.update(out + b"{")
+            out = bytearray()
+            _feed_code(const, h, names)
+            out += b"}"
+        else:
+            # Literal constants are plain data, and as long as the source is.
+            encode(const, out)
+    h.update(out)
+
+
+def _constant_bytes(x: Any) -> bytes:
+    """The canonical encoding of immutable plain data ``x``; for anything else or for
+    bigger data, of its type name (and size), which costs nothing to compute."""
+    kind = type(x)
+    if kind in _SCALARS and kind is not str and kind is not bytes:
+        out = bytearray()
+        _ENCODERS[kind](x, out)
+        return bytes(out)
+    items = chars = 0
+    pending = [x]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is tuple or kind is frozenset:
+            items += len(item)
+            pending.extend(item)
+        elif kind is slice:
+            pending += (item.start, item.stop, item.step)
+        elif kind is str or kind is bytes:
+            chars += len(item)
+        elif kind not in _SCALARS:
+            break
+        if items > _CONSTANT_ITEMS or chars > _CONSTANT_CHARS:
+            break
+    else:
+        out = bytearray()
+        encode(x, out)
+        return bytes(out)
+    out = bytearray(b"?")
+    _enc_str(_type_name(type(x)), out)
+    if type(x) in (tuple, frozenset, str, bytes):
+        _enc_int(len(x), out)
+    return bytes(out)
+
+
+def _is_user_class(c: type) -> bool:
+    """Whether ``c`` is defined in a user module (see :func:`_is_user_file`)."""
+    for value in vars(c).values():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        # A method tells where the class was defined even when its module is not
+        # importable by name (a pipeline file run as __main__).
+        if isinstance(value, types.FunctionType) and value.__code__.co_filename[:1] != "<":
+            return _is_user_file(value.__code__.co_filename)
+    return _is_user_file(getattr(sys.modules.get(c.__module__), "__file__", None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_user_file(filename: str | None) -> bool:
+    """Whether code from ``filename`` is the user's own: not in the standard library, not
+    in an installed package, not in daskbio, and read from a file."""
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.normcase(os.path.realpath(filename))
+    if any(part in ("site-packages", "dist-packages") for part in PurePath(path).parts):
+        return False
+    return not path.startswith(_installed_roots())
+
+
+@functools.cache
+def _installed_roots() -> tuple[str, ...]:
+    daskbio_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    roots = {daskbio_dir}
+    for base, platbase in [(sys.prefix, sys.exec_prefix), (sys.base_prefix, sys.base_exec_prefix)]:
+        paths = sysconfig.get_paths(
+            vars={
+                "base": base,
+                "platbase": platbase,
+                "installed_base": base,
+                "installed_platbase": platbase,
+            }
+        )
+        roots.update(paths[key] for key in ("purelib", "platlib", "stdlib", "platstdlib"))
+    return tuple(os.path.join(os.path.normcase(os.path.realpath(r)), "") for r in roots)

@@ -8,6 +8,7 @@ the line of the pipeline that made it. Nothing here does I/O or knows about Dask
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +17,11 @@ import xxhash
 
 from daskbio.graph import hashing
 
-_pipeline_tasks: list[Task] | None = None
+# A context variable, not a module global: a pipeline loaded in one thread (or asyncio
+# task) collects only its own Tasks, and the list is referenced by nothing but the block.
+_pipeline_tasks: contextvars.ContextVar[list[Task] | None] = contextvars.ContextVar(
+    "daskbio_pipeline_tasks", default=None
+)
 
 
 class Task:
@@ -80,8 +85,9 @@ class Task:
         self.digest = xxhash.xxh3_128_digest(out)
         self._hex = self.digest.hex()
         self._deps: list[Task] | None = None
-        if _pipeline_tasks is not None:
-            _pipeline_tasks.append(self)
+        made = _pipeline_tasks.get()
+        if made is not None:
+            made.append(self)
 
     def hash(self) -> str:
         """The Task's hash as 32 hexadecimal digits (Jug's ``Task.hash()``)."""
@@ -327,11 +333,9 @@ class collect_tasks:
     """Record every Task made inside the ``with`` block (how a pipeline file's Tasks are found)."""
 
     def __enter__(self) -> list[Task]:
-        global _pipeline_tasks
-        self._previous = _pipeline_tasks
-        _pipeline_tasks = []
-        return _pipeline_tasks
+        made: list[Task] = []
+        self._token = _pipeline_tasks.set(made)
+        return made
 
     def __exit__(self, *exc: object) -> None:
-        global _pipeline_tasks
-        _pipeline_tasks = self._previous
+        _pipeline_tasks.reset(self._token)
