@@ -96,17 +96,27 @@ class Payloads:
 
     def remove_except(self, key: str, keep: set[str]) -> int:
         """Remove every file of ``key``'s folder whose name (relative to the folder) is
-        not in ``keep``; the bytes freed."""
+        not in ``keep``, and the subfolders that hold nothing kept; the bytes freed."""
         prefix = self.prefix(key) + "/"
 
         async def names() -> list[str]:
-            return [n async for n in self.store.list_prefix(prefix)]
+            return [n[len(prefix) :] async for n in self.store.list_prefix(prefix)]
 
+        kept_tops = {name.split("/", 1)[0] for name in keep}
+        doomed_tops: set[str] = set()
         freed = 0
         for name in run_sync(names()):
-            if name[len(prefix) :] not in keep:
-                freed += run_sync(self.store.getsize(name))
-                run_sync(self.store.delete(name))
+            if name in keep:
+                continue
+            freed += run_sync(self.store.getsize(prefix + name))
+            top = name.split("/", 1)[0]
+            if top in kept_tops or top == name:
+                run_sync(self.store.delete(prefix + name))
+            else:
+                doomed_tops.add(top)
+        for top in doomed_tops:
+            # One folder at once: a local folder goes with its subfolders.
+            run_sync(self.store.delete_dir(prefix + top))
         return freed
 
     def keys(self) -> set[str]:

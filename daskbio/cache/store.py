@@ -302,14 +302,7 @@ class Store:
                 raise
             except Exception as e:
                 self._damaged(key, f"cannot read the array: {e}", name, tag)
-        body = header["payload"]
-        if "blob" in body:
-            try:
-                payload = self.payloads.read_blob(key, body["blob"])
-            except KeyError:
-                self._damaged(key, f"its payload {body['blob']} is missing", name, tag)
-        if digest(payload) != body["sha"]:
-            self._damaged(key, "the payload does not match its checksum", name, tag)
+        payload = self._checked_payload(key, header, payload, tag)
         try:
             return formats.loads(header["format"], payload)
         except Exception as e:
@@ -332,8 +325,14 @@ class Store:
             where = self.payloads.where(key)
             arrays.verify(where, header["array"], on_damage)
             arrays.open_verified(where, header["array"], on_damage)
-            return
-        body = header["payload"]
+        else:
+            self._checked_payload(key, header, payload, tag)
+
+    def _checked_payload(self, key: str, header: dict, inline: bytes, tag: bytes) -> bytes:
+        """The payload of a (verified) entry, from the entry or its blob, proven to be the
+        one its metadata names."""
+        body, name = header["payload"], str(header.get("name", ""))
+        payload = inline
         if "blob" in body:
             try:
                 payload = self.payloads.read_blob(key, body["blob"])
@@ -341,6 +340,7 @@ class Store:
                 self._damaged(key, f"its payload {body['blob']} is missing", name, tag)
         if digest(payload) != body["sha"]:
             self._damaged(key, "the payload does not match its checksum", name, tag)
+        return payload
 
     def metadata(self, key: str) -> dict[str, Any]:
         """The verified metadata stored with ``key`` (function, dependencies, times ...)."""
