@@ -69,3 +69,32 @@ def matching(store: Store, task: str) -> set[str]:
 def remove(store: Store, keys: Iterable[str]) -> int:
     """Remove the entries of ``keys``; the bytes freed."""
     return sum(store.delete(k) for k in keys)
+
+
+def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[str], int]:
+    """Remove what the Tasks ``keep`` do not reach; the keys removed and the bytes freed.
+
+    That is: results, failure records and partly written arrays of other Tasks, hidden
+    temporary files of interrupted writes over an hour old, and whatever a kept Task's
+    payload folder holds beside what its entry names (an array of a failed or concurrent
+    write: do not clean up while a run writes to the same cache). Partly written arrays
+    of kept Tasks stay, for the next run to resume. With ``dry_run``, nothing is removed
+    and the bytes are those that would be freed by the first part.
+
+    Examples
+    --------
+    >>> from daskbio.cache import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = store.save("ab" * 16, 1), store.save("cd" * 16, 2)
+    >>> removed, _ = cleanup(store, {"ab" * 16})
+    >>> removed, store.keys()
+    (['cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd'], ['abababababababababababababababab'])
+    """
+    found = set(store.keys()) | store.failures() | store.partial()
+    unreached = sorted(k for k in found if k not in keep)
+    if dry_run:
+        return unreached, sum(store.size(k) for k in unreached)
+    freed = remove(store, unreached) + store.sweep()
+    for key in store.payloads.keys() & keep:
+        freed += store.tidy(key)
+    return unreached, freed

@@ -1,5 +1,5 @@
-"""What a pipeline's cache holds: done, failed, waiting, stale, damaged (a Python API that
-``daskbio status``, ``run``, ``verify`` and notebooks share).
+"""What a pipeline's cache holds: done, failed, waiting, stale, and whether it is sound
+(a Python API that ``daskbio status``, ``run``, ``verify`` and notebooks share).
 
 A result is *stale* when the code that computed it differs from the code now (see
 :func:`daskbio.graph.hashing.code_fingerprint`), when an input file it read (a plain path
@@ -96,6 +96,8 @@ def stale_results(tasks: list[Task], store: Store, done: set[str]) -> dict[str, 
     small listing per function.
     """
     stale = _stale_here(tasks, store, done)
+    if not stale:
+        return stale
     # Tasks are made after the Tasks they use, so one pass in order reaches downstream.
     for t in tasks:
         h = t.hash()

@@ -183,7 +183,7 @@ def test_cleanup_removes_partial_arrays_of_tasks_the_pipeline_no_longer_makes(tm
     own = key_named(store, "big")
     other = "cd" * 16
     store.begin_array(other, (4, 4), np.dtype("f8"), (2, 2), "killed")
-    store.write_chunk(other, (0, 0), np.ones((2, 2)))
+    store.write_chunk(other, (0, 0), np.ones((2, 2)), "killed")
     # As if killed before the commit.
     store.index.remove(Kind.ENTRY, own)
     assert store.partial() == {own, other}

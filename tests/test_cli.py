@@ -148,7 +148,7 @@ def test_invalidate_also_removes_partly_written_arrays(chain):
 
     # A group as a killed write leaves it: chunks, no entry.
     store.begin_array(partial, (4,), np.dtype("f8"), (2,), "killed")
-    store.write_chunk(partial, (0,), np.ones(2))
+    store.write_chunk(partial, (0,), np.ones(2), "killed")
     assert store.partial() == {partial}
     out = daskbio("invalidate", "combine", "-f", chain, check=True).stdout
     assert f"removed a partly written array {partial}" in out

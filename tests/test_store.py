@@ -25,6 +25,7 @@ from daskbio.cache import (
     CorruptEntry,
     FileIndex,
     FileSystemStore,
+    ForeignEntry,
     Kind,
     MemoryIndex,
     MemoryStore,
@@ -354,7 +355,6 @@ class StoreTests:
         store.save(KEY, np.arange(1000), {"name": "f"})
         array = store.metadata(KEY)["array"]["path"]
         write_payload(store, f"{store.payloads.prefix(KEY)}/{array}/c/9", b"extra")
-        store.load(KEY)  # never read: harmless to a load
         with pytest.raises(CorruptEntry, match="not part of the array"):
             store.verify(KEY)
         assert not store.has(KEY)
@@ -383,8 +383,6 @@ class StoreTests:
         edited = store.index.get(Kind.ENTRY, KEY).replace(b'"name":"f"', b'"name":"g"', 1)
         store.index.put(Kind.ENTRY, KEY, edited)
         assert store.metadata_many([KEY]) == [None]
-        assert not store.has(KEY)
-        store.index.put(Kind.ENTRY, KEY, edited)
         with pytest.raises(CorruptEntry, match="signature does not match"):
             store.load(KEY)
 
@@ -403,6 +401,53 @@ class StoreTests:
         )
         with pytest.raises(CorruptEntry, match="older daskbio, without a signature"):
             store.load(KEY)
+
+    def test_a_signature_line_of_any_bytes_is_refused_not_a_crash(self, store: Store):
+        store.save(KEY, "value", {"name": "f"})
+        record = bytearray(store.index.get(Kind.ENTRY, KEY))
+        record[len(b"DASKBIO-ENTRY-2\n") + 3] = 0xE9  # not even ASCII
+        store.index.put(Kind.ENTRY, KEY, bytes(record))
+        with pytest.raises(CorruptEntry, match="signature does not match"):
+            store.load(KEY)
+        assert not store.has(KEY)
+
+    def test_reading_metadata_never_removes_an_entry(self, store: Store):
+        store.save(KEY, "value", {"name": "f"})
+        resign(store, KEY, Signer(b"x" * 32))
+        assert store.metadata_many([KEY]) == [None]
+        with pytest.raises(ForeignEntry):
+            store.metadata(KEY)
+        assert store.has(KEY)
+
+    def test_an_entry_signed_with_another_key_is_reported_by_verify_and_kept(self, store: Store):
+        store.save(KEY, "theirs", {"name": "f"})
+        resign(store, KEY, Signer(b"x" * 32))
+        with pytest.raises(ForeignEntry, match="signed with another key"):
+            store.verify(KEY)
+        assert store.has(KEY)
+        # A run about to compute it again replaces it.
+        with pytest.raises(ForeignEntry):
+            store.load(KEY)
+        assert not store.has(KEY)
+
+    def test_an_extra_file_in_a_numpy_result_is_refused_when_loaded(self, store: Store):
+        store.save(KEY, np.arange(1000), {"name": "f"})
+        array = store.metadata(KEY)["array"]["path"]
+        write_payload(store, f"{store.payloads.prefix(KEY)}/{array}/c/9", b"extra")
+        with pytest.raises(CorruptEntry, match="not part of the array"):
+            store.load(KEY)
+
+    def test_a_commit_refuses_an_array_whose_metadata_changed_during_the_write(self, store):
+        da = pytest.importorskip("dask.array")
+        x = da.arange(16, chunks=4)
+        digests = store.begin_array(KEY, x.shape, x.dtype, x.chunksize, "id")
+        for i in range(4):
+            digests[(i,)] = store.write_chunk(KEY, (i,), np.arange(4 * i, 4 * i + 4), "id")
+        meta = f"{store.payloads.prefix(KEY)}/data/zarr.json"
+        write_payload(store, meta, read_payload(store, meta).replace(b"16", b"12", 1))
+        with pytest.raises(RuntimeError, match="not those this write wrote"):
+            store.commit_array(KEY, digests, "id")
+        assert not store.has(KEY)
 
     # Other records -------------------------------------------------------------------
 

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning
+from daskbio.cache.errors import (
+    CacheWriteError,
+    CorruptEntry,
+    DamagedEntryWarning,
+    ForeignEntry,
+)
 from daskbio.cache.filesystem import FileIndex, FileSystemStore
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.memory import MemoryIndex, MemoryStore
@@ -21,6 +26,7 @@ __all__ = [
     "DamagedEntryWarning",
     "FileIndex",
     "FileSystemStore",
+    "ForeignEntry",
     "Index",
     "Kind",
     "MemoryIndex",

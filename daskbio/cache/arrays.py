@@ -43,6 +43,8 @@ WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
 
 #: Called as ``on_damage(why, file)`` when a read finds damage; it raises.
 OnDamage = Callable[[str, str], None]
+#: ``tag(metadata_sha, chunk, sha)``: the keyed tag of a chunk written under that metadata.
+Tagger = Callable[[str, str, str], bytes]
 
 
 class ChunkDamaged(Exception):
@@ -159,10 +161,19 @@ def write_numpy(where: Any, value: Any, write_id: str) -> dict[str, Any]:
 
 
 def manifest(
-    where: Any, name: str, digests: dict[tuple[int, ...], str], write_id: str
+    where: Any,
+    name: str,
+    digests: dict[tuple[int, ...], str],
+    write_id: str,
+    tag: Tagger | None = None,
 ) -> dict[str, Any]:
     """What makes the array ``name`` whole: shape, dtype, chunk grid, the digest of its
-    metadata file and of every chunk (``digests``, by chunk index)."""
+    metadata file and of every chunk (``digests``, by chunk index).
+
+    With ``tag`` (a chunk-by-chunk write), every chunk's tag in ``done`` must show it was
+    written with that digest under the metadata there is now: a shape or codec edited
+    meanwhile is refused, not signed.
+    """
     import zarr
 
     meta = _raw(where, f"{name}/{METADATA}")
@@ -171,10 +182,17 @@ def manifest(
     data = zarr.open_array(where, path=name, mode="r")
     grid = _grid(data.shape, data.chunks)
     missing = [i for i in _indices(grid) if i not in digests]
+    if tag is not None and not missing:
+        meta_sha, tags = digest(meta), zarr.open_array(where, path=DONE, mode="r")[...]
+        missing = [
+            i
+            for i in _indices(grid)
+            if tags[i].tobytes() != tag(meta_sha, chunk_key(i), digests[i])
+        ]
     if missing:
         raise RuntimeError(
-            f"chunks {missing[:3]} of the array at {where} were not written: was it removed "
-            "or rewritten meanwhile (by another run of the same Task)?"
+            f"chunks {missing[:3]} of the array at {where} are not those this write wrote: "
+            "was it removed or changed meanwhile (by another run of the same Task)?"
         )
     return {
         "path": name,
@@ -231,10 +249,27 @@ def _verifying_store_class() -> type:
             if digest(buffer.as_buffer_like()) != expected:
                 raise ChunkDamaged(f"{relative} does not match its checksum", key)
             if byte_range is not None:
-                return await self._store.get(key, prototype, byte_range)
+                # Part of the bytes just checked, never a second read.
+                return prototype.buffer.from_bytes(_part(buffer.to_bytes(), byte_range))
             return buffer
 
+        async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list:
+            return [await self.get(key, prototype, part) for key, part in key_ranges]
+
     return VerifyingStore
+
+
+def _part(data: bytes, byte_range: Any) -> bytes:
+    """The bytes of ``data`` that a Zarr ``ByteRequest`` asks for."""
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[len(data) - byte_range.suffix :]
+    raise TypeError(f"unknown byte range {byte_range!r}")
 
 
 def _verifying_store(store: Any, prefix: str, files: dict[str, str]) -> Any:
@@ -255,14 +290,15 @@ def open_verified(where: Any, manifest: dict[str, Any], on_damage: OnDamage) -> 
         manifest["dtype"],
         manifest["chunks"],
     ]:
-        on_damage(f"{manifest['path']}/{METADATA} does not describe the array stored", "")
+        name = f"{manifest['path']}/{METADATA}"
+        on_damage(f"{name} does not describe the array stored", f"{where.path}/{name}")
     return data
 
 
 def load(where: Any, manifest: dict[str, Any], name: str, on_damage: OnDamage) -> Any:
-    """The array of ``manifest``: a numpy array (every chunk checked now), or a dask array
-    chunked as stored, named ``name`` (each chunk checked when read), when it holds more
-    than :func:`lazy_threshold` bytes."""
+    """The array of ``manifest``: a numpy array (every chunk checked now, and no file
+    beside them), or a dask array chunked as stored, named ``name`` (each chunk checked
+    when read), when it holds more than :func:`lazy_threshold` bytes."""
     data = open_verified(where, manifest, on_damage)
     if manifest["nbytes"] > lazy_threshold():
         import dask.array as da
@@ -271,12 +307,12 @@ def load(where: Any, manifest: dict[str, Any], name: str, on_damage: OnDamage) -
         reads = _CheckedReads(data, on_damage)
         meta = np.empty((0,) * data.ndim, dtype=data.dtype)
         return da.from_array(reads, chunks=data.chunks, name=name, meta=meta, asarray=False)
+    _refuse_extra_files(where, manifest, on_damage)
     with _checked(on_damage):
         return data[...]
 
 
-def verify(where: Any, manifest: dict[str, Any], on_damage: OnDamage) -> None:
-    """Check every file of the array of ``manifest``: none missing, extra or altered."""
+def _refuse_extra_files(where: Any, manifest: dict[str, Any], on_damage: OnDamage) -> None:
     from zarr.core.sync import sync
 
     files = expected_files(manifest)
@@ -287,24 +323,33 @@ def verify(where: Any, manifest: dict[str, Any], on_damage: OnDamage) -> None:
 
     extra = sorted(name for name in sync(listing()) if name not in files)
     if extra:
-        on_damage(f"{extra[0]} is not part of the array ({len(extra)} extra files)", "")
-    for relative, expected in files.items():
+        why = f"{extra[0]} is not part of the array ({len(extra)} extra files)"
+        on_damage(why, f"{where.path}/{extra[0]}")
+
+
+def verify(where: Any, manifest: dict[str, Any], on_damage: OnDamage) -> None:
+    """Check every file of the array of ``manifest``: none missing, extra or altered."""
+    _refuse_extra_files(where, manifest, on_damage)
+    for relative, expected in expected_files(manifest).items():
         raw = _raw(where, relative)
         if raw is None:
-            on_damage(f"{relative} is missing", relative)
+            on_damage(f"{relative} is missing", f"{where.path}/{relative}")
         elif digest(raw) != expected:
-            on_damage(f"{relative} does not match its checksum", relative)
+            on_damage(f"{relative} does not match its checksum", f"{where.path}/{relative}")
 
 
 def open_for_resume(
-    where: Any, shape: tuple, dtype: Any, chunks: tuple, identity: str
+    where: Any, shape: tuple, dtype: Any, chunks: tuple, identity: str, fresh: bool
 ) -> tuple[Any, Any]:
     """The ``data`` and ``done`` arrays at ``where`` for writing an array of ``shape``,
-    ``dtype`` and ``chunks``: those of an earlier write of the same array (same
-    ``identity``: dask graph name and code fingerprint) if there is one, else new ones."""
+    ``dtype`` and ``chunks``: unless ``fresh``, those of an earlier write of the same array
+    (same ``identity``: dask graph name and code fingerprint) if there is one; else new
+    ones."""
     import zarr
 
     try:
+        if fresh:
+            raise FileNotFoundError
         group = zarr.open_group(where, mode="r+")
         data, done = group[DATA], group[DONE]
         same = (data.shape, data.dtype, data.chunks) == (shape, dtype, chunks)
@@ -327,12 +372,15 @@ def resumable(where: Any) -> bool:
     return _raw(where, f"{DATA}/{METADATA}") is not None
 
 
-def written_chunks(where: Any, done: Any, tag: Callable[[str, str], bytes]) -> dict:
-    """The chunks of ``data`` whose stored bytes match the tag ``done`` holds for them,
-    with their digests: what a resumed write keeps."""
+def written_chunks(where: Any, done: Any, tag: Tagger) -> dict:
+    """The chunks of ``data`` whose stored bytes, and the metadata there is now, match the
+    tag ``done`` holds for them, with their digests: what a resumed write keeps."""
     import numpy as np
 
-    tags = done[...]
+    meta = _raw(where, f"{DATA}/{METADATA}")
+    if meta is None:
+        return {}
+    meta_sha, tags = digest(meta), done[...]
     found = {}
     for i in zip(*np.nonzero(tags.any(axis=-1))):
         index = tuple(map(int, i))
@@ -340,22 +388,25 @@ def written_chunks(where: Any, done: Any, tag: Callable[[str, str], bytes]) -> d
         if raw is None:
             continue
         sha = digest(raw)
-        if tags[index].tobytes() == tag(chunk_key(index), sha):
+        if tags[index].tobytes() == tag(meta_sha, chunk_key(index), sha):
             found[index] = sha
     return found
 
 
-def write_chunk(
-    where: Any, data: Any, done: Any, index: tuple[int, ...], block: Any, tag: Callable
-) -> str:
-    """Write ``block`` into chunk ``index`` of ``data``, then its tag into ``done``;
-    return the digest of the chunk's stored bytes."""
+def write_chunk(where: Any, index: tuple[int, ...], block: Any, tag: Tagger) -> str:
+    """Write ``block`` into chunk ``index`` of the ``data`` array at ``where``, then its tag
+    into ``done``; return the digest of the chunk's stored bytes."""
     import numpy as np
+    import zarr
 
+    group = zarr.open_group(where, mode="r+")
+    data, done = group[DATA].with_config(WRITE_EVERY_CHUNK), group[DONE]
+    meta = _raw(where, f"{DATA}/{METADATA}") or b""
     region = tuple(slice(i * c, i * c + n) for i, c, n in zip(index, data.chunks, block.shape))
     data[region] = block
+    # Read back: the digest is of the bytes Zarr stored, which the manifest will name.
     sha = digest(_raw(where, f"{DATA}/{chunk_key(index)}") or b"")
-    done[index] = np.frombuffer(tag(chunk_key(index), sha), dtype=np.uint8)
+    done[index] = np.frombuffer(tag(digest(meta), chunk_key(index), sha), dtype=np.uint8)
     return sha
 
 

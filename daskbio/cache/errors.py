@@ -17,9 +17,21 @@ class CorruptEntry(Exception):
         self.why = why
         self.name = name
         self.file = file
+        #: Whether the entry was removed (so that its Task is computed again).
+        self.removed = False
 
     def __reduce__(self) -> tuple:
-        return (type(self), (self.key, self.why, self.name, self.file))
+        return (_rebuild, (type(self), self.key, self.why, self.name, self.file, self.removed))
+
+
+def _rebuild(kind: type, key: str, why: str, name: str, file: str, removed: bool) -> Exception:
+    error = kind(key, why, name, file)
+    error.removed = removed
+    return error
+
+
+class ForeignEntry(CorruptEntry):
+    """An entry signed with another key (another user's, or a lab key you do not use)."""
 
 
 class DamagedEntryWarning(UserWarning):
@@ -27,13 +39,22 @@ class DamagedEntryWarning(UserWarning):
 
 
 class CacheWriteError(OSError):
-    """The cache cannot be written (full disk, read-only folder, permissions)."""
+    """The cache cannot be written (full disk, read-only folder, permissions).
+
+    ``str()`` is the message alone, for a one-line ``Error:``."""
 
     def __init__(self, location: str, cause: OSError) -> None:
         reason = cause.strerror or str(cause)
-        super().__init__(cause.errno, f"cannot write to the cache {location}: {reason}")
+        message = f"cannot write to the cache {location}: {reason}"
+        if cause.errno is None:
+            super().__init__(message)
+        else:
+            super().__init__(cause.errno, message)
         self.location = location
         self.cause = cause
+
+    def __str__(self) -> str:
+        return self.strerror if self.errno is not None else super().__str__()
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.location, self.cause))

@@ -19,19 +19,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.index import Index, Kind
+from daskbio.cache.index import FOLDERS, SUFFIXES, Index, Kind, record_name
 from daskbio.cache.payloads import SHARD, SUFFIX, Payloads
+from daskbio.cache.signing import token
 from daskbio.cache.store import Store
-
-_SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
-#: Records about functions, not Tasks, each kind in a folder of its own.
-FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs"}
 
 
 def access_modes() -> tuple[int, int]:
@@ -81,9 +77,7 @@ class FileIndex(Index):
         return f"FileIndex({self.location!r})"
 
     def _path(self, kind: Kind, key: str) -> str:
-        if kind in FOLDERS:
-            return os.path.join(self.location, FOLDERS[kind], key)
-        return os.path.join(self.location, key[:SHARD], key + _SUFFIXES[kind])
+        return os.path.join(self.location, record_name(kind, key, SHARD))
 
     def describe(self, kind: Kind, key: str) -> str:
         return self._path(kind, key)
@@ -116,11 +110,11 @@ class FileIndex(Index):
                 make_folder(self.location, dir_mode)
             make_folder(folder, dir_mode)
             self._made.add(folder)
-        tmp = os.path.join(
-            folder, f".tmp-{os.path.basename(final)}-{os.getpid()}-{threading.get_ident()}"
-        )
+        # A name nobody can guess, created anew: no file or link planted by someone
+        # sharing the folder is ever written through.
+        tmp = os.path.join(folder, f".tmp-{os.path.basename(final)}-{token(8)}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode)
             try:
                 os.fchmod(fd, file_mode)  # whatever the umask
                 view = memoryview(data)
@@ -177,7 +171,7 @@ class FileIndex(Index):
             except FileNotFoundError:
                 return []
             return [n for n in names if n.startswith(prefix) and not n.startswith(".")]
-        suffix = _SUFFIXES[kind]
+        suffix = SUFFIXES[kind]
         return [
             _key
             for name in self._listing(set(self._shards(prefix)))
@@ -194,7 +188,7 @@ class FileIndex(Index):
     def contains(self, kind: Kind, keys: set[str]) -> set[str]:
         if len(keys) < 32 or kind in FOLDERS:
             return {k for k in keys if os.path.exists(self._path(kind, k))}
-        suffix = _SUFFIXES[kind]
+        suffix = SUFFIXES[kind]
         names = self._listing({k[:SHARD] for k in keys})
         return keys & {n[: len(n) - len(suffix)] for n in names if n.endswith(suffix)}
 
@@ -203,9 +197,9 @@ class FileIndex(Index):
             return super().lookup(keys)
         # One listing answers both questions: a failure record sits beside its entry.
         names = self._listing({k[:SHARD] for k in keys})
-        n = len(_SUFFIXES[Kind.FAILURE])
+        n = len(SUFFIXES[Kind.FAILURE])
         # Failure records are few: look for them only among the names that are not keys.
-        failed = {name[:-n] for name in names - keys if name.endswith(_SUFFIXES[Kind.FAILURE])}
+        failed = {name[:-n] for name in names - keys if name.endswith(SUFFIXES[Kind.FAILURE])}
         return keys & names, keys & failed
 
     def sweep(self, older_than: float) -> int:

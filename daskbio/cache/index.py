@@ -28,6 +28,20 @@ class Kind(enum.Enum):
     LOCK = "lock"
 
 
+#: How the file-like backends lay records out: a Task's records beside each other in its
+#: hash's shard (``3f/<key>``, ``3f/<key>.failed`` ...), records about functions in a
+#: folder per kind.
+SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
+FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs"}
+
+
+def record_name(kind: Kind, key: str, shard: int = 2) -> str:
+    """Where a record of ``kind`` and ``key`` lives in that layout (``/``-separated)."""
+    if kind in FOLDERS:
+        return f"{FOLDERS[kind]}/{key}"
+    return f"{key[:shard]}/{key}{SUFFIXES[kind]}"
+
+
 class Index(ABC):
     """Records by ``(kind, key)``. Keys are short strings of ``[0-9a-z-]``."""
 

@@ -8,9 +8,10 @@ write (resumed, or removed by ``cleanup``).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from daskbio.cache.signing import token
 
 SHARD = 2  # hex digits of the hash that name a key's folder
 SUFFIX = ".zarr"
@@ -66,7 +67,7 @@ class Payloads:
         """Store ``data`` in ``key``'s folder under a new name; return the name."""
         from zarr.core.buffer import default_buffer_prototype
 
-        name = f"blob-{secrets.token_hex(8)}"
+        name = f"blob-{token(8)}"
         buffer = default_buffer_prototype().buffer.from_bytes(data)
         run_sync(self.store.set(f"{self.prefix(key)}/{name}", buffer))
         return name

@@ -14,11 +14,8 @@ for a shared cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import hmac
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -42,25 +39,34 @@ def key_file() -> Path:
     return Path(base) / "daskbio" / "key"
 
 
-def _create(path: Path) -> None:
-    """Write a new random key at ``path``, owner-only, unless another process did first."""
+def token(n: int) -> str:
+    """``n`` random bytes as hexadecimal digits (names nobody can guess)."""
+    return os.urandom(n).hex()
+
+
+def _create(path: Path, mode: int = 0o600, gid: int = -1) -> bool:
+    """Write a new random key at ``path`` unless there is one; whether it was written.
+
+    Linked into place from a temporary file, not renamed: the link fails when the key
+    exists, so two processes creating it at once agree on one key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.{token(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, secrets.token_hex(KEY_BYTES).encode() + b"\n")
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, mode)
+        os.write(fd, token(KEY_BYTES).encode() + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
     try:
-        # link, not rename: it fails when the key exists, so two processes creating it at
-        # once agree on one key.
         os.link(tmp, path)
     except FileExistsError:
-        pass
+        return False
     finally:
         os.unlink(tmp)
+    return True
 
 
 def load_key(path: Path | None = None) -> bytes:
@@ -75,16 +81,21 @@ def load_key(path: Path | None = None) -> bytes:
     try:
         if not path.exists():
             _create(path)
-        st = path.stat()
-        text = path.read_bytes().strip()
+        # One open file for the checks and the read, and no symbolic link followed.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            st = os.fstat(fd)
+            text = os.read(fd, 4096).strip()
+        finally:
+            os.close(fd)
     except OSError as e:
         raise KeyFileError(
             f"cannot read or create the cache signing key {path}: {e.strerror or e}"
         ) from None
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_IROTH):
         raise KeyFileError(
-            f"the cache signing key {path} is writable by others (mode "
-            f"{stat.S_IMODE(st.st_mode):o}): chmod go-w {path}"
+            f"the cache signing key {path} may be read or written by others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}): chmod o-rwx,g-w {path}"
         )
     try:
         key = bytes.fromhex(text.decode())
@@ -102,6 +113,7 @@ class Signer:
     --------
     >>> signer = Signer(bytes(32))
     >>> tag = signer.sign(b"entry", b"metadata")
+    >>> tag = tag.encode()
     >>> signer.valid(b"entry", b"metadata", tag), signer.valid(b"entry", b"metadatA", tag)
     (True, False)
     """
@@ -113,16 +125,20 @@ class Signer:
 
     def sign(self, *parts: bytes) -> str:
         """The HMAC-SHA256 of ``parts`` (each length-prefixed, so parts cannot shift)."""
+        import hmac
+
         mac = hmac.new(self._key, digestmod=hashlib.sha256)
         for part in parts:
             mac.update(len(part).to_bytes(8, "little"))
             mac.update(part)
         return mac.hexdigest()
 
-    def valid(self, *parts_and_tag: bytes | str) -> bool:
-        """Whether the last argument is :meth:`sign` of the others."""
+    def valid(self, *parts_and_tag: bytes) -> bool:
+        """Whether the last argument is :meth:`sign` of the others (as bytes)."""
+        import hmac
+
         *parts, tag = parts_and_tag
-        return hmac.compare_digest(self.sign(*parts), str(tag))
+        return hmac.compare_digest(self.sign(*parts).encode(), tag)
 
     def __reduce__(self) -> tuple:
         raise TypeError("a Signer holds the secret key and is never pickled")
@@ -133,11 +149,18 @@ def digest(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def share_key(target: Path, group: str, source: Path | None = None) -> Path:
-    """Copy the signing key to ``target``, readable by ``group`` (mode 0640).
+def share_key(target: Path, group: str) -> Path:
+    """Create a new key at ``target`` for a cache that ``group`` shares: readable by the
+    group (mode 0640), never by others.
 
-    Everyone of the lab then sets ``daskbio.key-file`` (or ``DASKBIO_KEY_FILE``) to
-    ``target``, so entries one of them computed are trusted by the others.
+    A new key, not a copy of yours: your own key keeps signing your own caches. Everyone
+    of the lab then sets ``daskbio.key-file`` (or ``DASKBIO_KEY_FILE``) to ``target``;
+    entries of the shared cache signed with other keys are computed again once.
+
+    Raises
+    ------
+    KeyFileError
+        When ``group`` does not exist or ``target`` exists already.
     """
     import grp
 
@@ -145,20 +168,13 @@ def share_key(target: Path, group: str, source: Path | None = None) -> Path:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
         raise KeyFileError(f"no group named {group!r} on this machine") from None
-    key = load_key(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchown(fd, -1, gid)
-        os.fchmod(fd, 0o640)
-        os.write(fd, key.hex().encode() + b"\n")
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        created = _create(target, 0o640, gid)
+    except OSError as e:
+        raise KeyFileError(f"cannot create {target}: {e.strerror or e}") from None
+    if not created:
+        raise KeyFileError(
+            f"{target} exists already: point DASKBIO_KEY_FILE at it, or remove it first "
+            "(entries it signed would then be computed again)"
+        )
     return target

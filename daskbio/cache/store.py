@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import secrets
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -31,10 +30,10 @@ from typing import Any, NoReturn
 import xxhash
 
 from daskbio.cache import arrays, formats
-from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning
+from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning, ForeignEntry
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.payloads import Payloads
-from daskbio.cache.signing import Signer, digest, load_key
+from daskbio.cache.signing import Signer, digest, load_key, token
 
 MAGIC = b"DASKBIO-ENTRY-2\n"
 _OLD_MAGIC = b"DASKBIO-ENTRY-"
@@ -138,9 +137,7 @@ class Store:
         header = dict(meta or {})
         with self._writing():
             if arrays.is_array(value):
-                header["array"] = arrays.write_numpy(
-                    self.payloads.where(key), value, secrets.token_hex(8)
-                )
+                header["array"] = arrays.write_numpy(self.payloads.where(key), value, token(8))
                 return self._commit(key, header, arrays.FORMAT, b"", clear_failure)
             fmt, payload = formats.dumps(value)
             return self._commit(key, header, fmt, payload, clear_failure)
@@ -149,42 +146,49 @@ class Store:
         self, key: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...], identity: str
     ) -> dict[tuple[int, ...], str]:
         """Prepare to write an array result of ``key`` chunk by chunk; return the chunks an
-        interrupted write of the same array (same ``identity``) left that still check out,
-        with their digests (a resumed write skips them)."""
+        interrupted write of the same array (same ``identity``: what makes the array and
+        the code) left that still check out, with their digests (a resumed write skips
+        them). Nothing of a partial write is trusted but chunks whose keyed tags match."""
         with self._writing():
             where = self.payloads.where(key)
-            _, done = arrays.open_for_resume(where, shape, dtype, chunks, identity)
-            return arrays.written_chunks(where, done, functools.partial(self._chunk_tag, key))
+            kept = arrays.open_for_resume(where, shape, dtype, chunks, identity, fresh=False)
+            written = arrays.written_chunks(where, kept[1], self._chunk_tagger(key, identity))
+            if not written:
+                # Not even the metadata is ours for sure: start afresh.
+                arrays.open_for_resume(where, shape, dtype, chunks, identity, fresh=True)
+            return written
 
-    def write_chunk(self, key: str, index: tuple[int, ...], block: Any) -> str:
+    def write_chunk(self, key: str, index: tuple[int, ...], block: Any, identity: str) -> str:
         """Write one chunk of the array begun with :meth:`begin_array`; its digest."""
-        import zarr
-
         with self._writing():
             where = self.payloads.where(key)
-            group = zarr.open_group(where, mode="r+")
-            tag = functools.partial(self._chunk_tag, key)
-            data = group[arrays.DATA].with_config(arrays.WRITE_EVERY_CHUNK)
-            done = group[arrays.DONE]
-            return arrays.write_chunk(where, data, done, index, block, tag)
+            return arrays.write_chunk(where, index, block, self._chunk_tagger(key, identity))
 
     def commit_array(
         self,
         key: str,
         digests: dict[tuple[int, ...], str],
+        identity: str,
         meta: dict[str, Any] | None = None,
         clear_failure: bool = True,
     ) -> int:
-        """Commit the array written with :meth:`write_chunk` (``digests`` by chunk index)."""
+        """Commit the array written with :meth:`write_chunk` (``digests`` by chunk index),
+        once every chunk's tag shows it was written by this write, under the metadata
+        there is now."""
         header = dict(meta or {})
         with self._writing():
             where = self.payloads.where(key)
-            header["array"] = arrays.manifest(where, arrays.DATA, digests, secrets.token_hex(8))
+            tagger = self._chunk_tagger(key, identity)
+            header["array"] = arrays.manifest(where, arrays.DATA, digests, token(8), tagger)
             return self._commit(key, header, arrays.FORMAT, b"", clear_failure)
 
-    def _chunk_tag(self, key: str, chunk: str, sha: str) -> bytes:
-        tag = self.signer.sign(b"chunk", key.encode(), chunk.encode(), sha.encode())
-        return bytes.fromhex(tag)[: arrays.TAG_BYTES]
+    def _chunk_tagger(self, key: str, identity: str) -> arrays.Tagger:
+        def tag(metadata_sha: str, chunk: str, sha: str) -> bytes:
+            parts = (key, identity, metadata_sha, chunk, sha)
+            mac = self.signer.sign(b"chunk", *(p.encode() for p in parts))
+            return bytes.fromhex(mac)[: arrays.TAG_BYTES]
+
+        return tag
 
     def _commit(
         self, key: str, header: dict[str, Any], fmt: str, payload: bytes, clear_failure: bool
@@ -213,66 +217,85 @@ class Store:
     def _writing(self) -> Iterator[None]:
         try:
             yield
-        except (CacheWriteError, FileNotFoundError, KeyError):
+        except CacheWriteError:
             raise
         except OSError as e:
             raise CacheWriteError(self.location, e) from e
 
-    def _read_entry(self, key: str, header_only: bool = False) -> tuple[dict, bytes, bytes]:
-        """The verified metadata of ``key``, its inline payload and its signature."""
+    def _read_entry(
+        self, key: str, header_only: bool = False, remove: bool = True, foreign: bool = True
+    ) -> tuple[dict, bytes, bytes]:
+        """The verified metadata of ``key``, its inline payload and its signature.
+
+        A damaged entry is removed when ``remove``; one signed with another key only when
+        ``foreign`` too (it is damaged for nobody: only a run about to compute it again
+        replaces it).
+        """
         blob = self.index.get(Kind.ENTRY, key, HEADER_BYTES if header_only else None)
+        refuse = functools.partial(self._refuse, key, remove=remove)
         if not blob.startswith(MAGIC):
             why = "written by an older daskbio, without a signature"
             if not blob.startswith(_OLD_MAGIC):
                 why = "not a daskbio entry"
-            self._damaged(key, why, _claimed_name(blob), None)
+            refuse(why, _claimed_name(blob), None)
         tag_end = blob.find(b"\n", len(MAGIC))
         end = blob.find(b"\n", tag_end + 1)
         if tag_end < 0 or end < 0:
             if header_only:
-                return self._read_entry(key)
-            self._damaged(key, "truncated metadata", "", None)
+                return self._read_entry(key, False, remove, foreign)
+            refuse("truncated metadata", "", None)
         tag, line = blob[len(MAGIC) : tag_end], blob[tag_end + 1 : end]
         try:
             header = json.loads(line)
-        except ValueError:
-            self._damaged(key, "unreadable metadata", "", tag)
+        except (ValueError, RecursionError):
+            refuse("unreadable metadata", "", tag)
         name = str(header.get("name", "")) if isinstance(header, dict) else ""
         if not isinstance(header, dict) or header.get("key") != key:
-            self._damaged(key, "metadata of another entry", name, tag)
+            refuse("metadata of another entry", name, tag)
         key_id = header.get("key_id")
         if key_id != self.signer.key_id:
-            self._damaged(
+            self._refuse(
                 key,
                 f"signed with another key (id {key_id}, yours is {self.signer.key_id}); "
                 "to share one key for a shared cache see docs/security.md",
                 name,
                 tag,
+                remove=remove and foreign,
+                kind=ForeignEntry,
             )
-        if not self.signer.valid(b"entry", key.encode(), line, tag.decode("ascii", "replace")):
-            self._damaged(key, "the signature does not match its metadata", name, tag)
+        if not self.signer.valid(b"entry", key.encode(), line, tag):
+            refuse("the signature does not match its metadata", name, tag)
         return header, (b"" if header_only else blob[end + 1 :]), tag
 
-    def _damaged(
-        self, key: str, why: str, name: str, tag: bytes | None, file: str = ""
+    def _refuse(
+        self,
+        key: str,
+        why: str,
+        name: str,
+        tag: bytes | None,
+        file: str = "",
+        remove: bool = True,
+        kind: type[CorruptEntry] = CorruptEntry,
     ) -> NoReturn:
-        """Remove the entry of ``key`` if it is still the one signed ``tag`` (not a newer
-        commit), say so with a :class:`DamagedEntryWarning` where it is found (on a
-        worker, say), then raise CorruptEntry."""
-        error = CorruptEntry(key, why, name, file or self.index.describe(Kind.ENTRY, key))
-        with contextlib.suppress(KeyError, OSError):
-            current = self.index.get(Kind.ENTRY, key, HEADER_BYTES)
-            if tag is None or current[len(MAGIC) : len(MAGIC) + len(tag)] == tag:
-                self.delete(key)
-                warnings.warn(
-                    f"{error}: removed, so that it is computed again",
-                    DamagedEntryWarning,
-                    stacklevel=3,
-                )
+        """Raise ``kind`` for ``key``'s entry; first, when ``remove``, remove the entry if it
+        is still the one signed ``tag`` (not a newer commit) and say so with a
+        :class:`DamagedEntryWarning` where it is found (on a worker, say)."""
+        error = kind(key, why, name, file or self.index.describe(Kind.ENTRY, key))
+        if remove:
+            with contextlib.suppress(KeyError, OSError):
+                current = self.index.get(Kind.ENTRY, key, HEADER_BYTES)
+                if tag is None or current[len(MAGIC) : len(MAGIC) + len(tag)] == tag:
+                    self.delete(key)
+                    error.removed = True
+                    warnings.warn(
+                        f"{error}: removed, so that it is computed again",
+                        DamagedEntryWarning,
+                        stacklevel=3,
+                    )
         raise error
 
     def _on_array_damage(self, key: str, name: str, tag: bytes, why: str, file: str) -> NoReturn:
-        self._damaged(key, why, name, tag, self.payloads.describe(file) if file else "")
+        self._refuse(key, why, name, tag, self.payloads.describe(file) if file else "")
 
     def load(self, key: str) -> Any:
         """The value stored under ``key``, proven to be the one that was stored.
@@ -298,15 +321,20 @@ class Store:
             dask_name = f"cached-{key}-{header['array']['write']}"
             try:
                 return arrays.load(where, header["array"], dask_name, on_damage)
-            except CorruptEntry:
+            except (CorruptEntry, OSError, MemoryError):
+                # Damage is refused, a store that cannot be read is not damage.
                 raise
             except Exception as e:
-                self._damaged(key, f"cannot read the array: {e}", name, tag)
+                self._refuse(key, f"cannot read the array: {e}", name, tag)
         payload = self._checked_payload(key, header, payload, tag)
         try:
             return formats.loads(header["format"], payload)
+        except (OSError, MemoryError):
+            raise
         except Exception as e:
-            self._damaged(key, f"cannot decode: {e}", name, tag)
+            # Signed and whole, yet not decodable here (a class gone from the pipeline):
+            # unusable, so computed again.
+            self._refuse(key, f"cannot decode: {e}", name, tag)
 
     def verify(self, key: str) -> None:
         """Check everything stored for ``key``: signature, payload, every array file.
@@ -316,9 +344,10 @@ class Store:
         KeyError
             When nothing is stored under ``key``.
         CorruptEntry
-            When something does not check out (the entry is then removed).
+            When something does not check out: the entry is then removed, unless it is a
+            :class:`ForeignEntry` (signed with another key), which is only reported.
         """
-        header, payload, tag = self._read_entry(key)
+        header, payload, tag = self._read_entry(key, foreign=False)
         name = str(header.get("name", ""))
         if header["format"] == arrays.FORMAT:
             on_damage = functools.partial(self._on_array_damage, key, name, tag)
@@ -337,14 +366,18 @@ class Store:
             try:
                 payload = self.payloads.read_blob(key, body["blob"])
             except KeyError:
-                self._damaged(key, f"its payload {body['blob']} is missing", name, tag)
+                self._refuse(key, f"its payload {body['blob']} is missing", name, tag)
         if digest(payload) != body["sha"]:
-            self._damaged(key, "the payload does not match its checksum", name, tag)
+            self._refuse(key, "the payload does not match its checksum", name, tag)
         return payload
 
     def metadata(self, key: str) -> dict[str, Any]:
-        """The verified metadata stored with ``key`` (function, dependencies, times ...)."""
-        return self._read_entry(key, header_only=True)[0]
+        """The verified metadata stored with ``key`` (function, dependencies, times ...).
+
+        Reading metadata removes nothing (``status`` and ``invalidate --dry-run`` only
+        look); a damaged entry raises :class:`CorruptEntry` all the same.
+        """
+        return self._read_entry(key, header_only=True, remove=False)[0]
 
     def metadata_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
         """The metadata of each of ``keys`` (None where there is none, or it is damaged)."""
@@ -370,18 +403,19 @@ class Store:
 
         The entry goes first, so a reader never finds an entry whose payload is half gone.
         """
-        return (
-            self.index.remove(Kind.ENTRY, key)
-            + self.payloads.delete(key)
-            + self.index.remove(Kind.FAILURE, key)
-        )
+        with self._writing():
+            return (
+                self.index.remove(Kind.ENTRY, key)
+                + self.payloads.delete(key)
+                + self.index.remove(Kind.FAILURE, key)
+            )
 
     def tidy(self, key: str) -> int:
         """Remove what ``key``'s payload folder holds beside what its entry names (arrays
         of failed or concurrent writes, a finished write's chunk tags), or the whole folder
         of a key without an entry unless it holds a write to resume; the bytes freed."""
         try:
-            header = self._read_entry(key)[0]
+            header = self._read_entry(key, header_only=True, remove=False)[0]
         except KeyError:
             if arrays.resumable(self.payloads.where(key)):
                 return 0
@@ -428,7 +462,9 @@ class Store:
         return xxhash.xxh3_64_hexdigest(identity.encode())
 
     def _record_once(self, kind: Kind, name: str) -> None:
-        # Once per process and name: every Task of a function would write it again.
+        # Once per Store object and name: every Task of a function would write it again.
+        # (A store is unpickled afresh for each Task on distributed workers, so there a
+        # record is written once per Task: a small file, rewritten in place.)
         recorded = self.__dict__.setdefault("_recorded", set())
         if (kind, name) not in recorded:
             with self._writing():
@@ -473,7 +509,8 @@ class Store:
 
     def release(self, key: str) -> None:
         """Release the lock of ``key``."""
-        self.index.remove(Kind.LOCK, key)
+        with self._writing():
+            self.index.remove(Kind.LOCK, key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daskbio.cache.filesystem import FOLDERS
-from daskbio.cache.index import Index, Kind
+from daskbio.cache.index import FOLDERS, SUFFIXES, Index, Kind, record_name
 from daskbio.cache.payloads import SHARD, Payloads, children, run_sync
+from daskbio.cache.signing import token
 from daskbio.cache.store import Store
-
-_SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
 
 
 class ZarrIndex(Index):
     """Records as keys of a Zarr store, in the filesystem store's layout.
 
     Whether a single write is atomic depends on the Zarr store (object stores and Zarr's
-    ``LocalStore`` are); a torn entry is still never served, as its signature fails.
+    ``LocalStore`` are); a torn entry is still never served, as its signature fails. So
+    does :meth:`create`: exclusive where the store's ``set_if_not_exists`` is (Zarr's
+    ``LocalStore``), only nearly so on stores that look before they write.
     """
 
     def __init__(self, store: Any) -> None:
@@ -34,9 +33,7 @@ class ZarrIndex(Index):
 
     @staticmethod
     def _key(kind: Kind, key: str) -> str:
-        if kind in FOLDERS:
-            return f"{FOLDERS[kind]}/{key}"
-        return f"{key[:SHARD]}/{key}{_SUFFIXES[kind]}"
+        return record_name(kind, key, SHARD)
 
     def describe(self, kind: Kind, key: str) -> str:
         return f"{self.store}/{self._key(kind, key)}"
@@ -62,7 +59,7 @@ class ZarrIndex(Index):
 
         # Zarr's set_if_not_exists does not say whether it wrote: a nonce in the record
         # tells whether the record there now is ours.
-        mine = data + b"\n" + secrets.token_hex(16).encode()
+        mine = data + b"\n" + token(16).encode()
         buffer = default_buffer_prototype().buffer.from_bytes(mine)
         run_sync(self.store.set_if_not_exists(self._key(kind, key), buffer))
         try:
@@ -88,7 +85,7 @@ class ZarrIndex(Index):
                 shards = [prefix[:SHARD]]
             else:
                 shards = [s async for s in children(self.store, "") if len(s) == SHARD]
-            suffix = _SUFFIXES[kind]
+            suffix = SUFFIXES[kind]
             found = []
             for shard in shards:
                 async for n in children(self.store, shard):

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from daskbio import __version__
+from daskbio.cache import CacheWriteError
+from daskbio.cache.signing import KeyFileError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; a cache that cannot be written or a key that cannot be read is
+    one ``Error:`` line, whatever the command, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (CacheWriteError, KeyFileError) as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="daskbio")
 def main() -> None:
     """Run Jug-style pipelines of hashed Tasks on Dask, with a persistent cache.

@@ -8,6 +8,7 @@ import click
 
 from daskbio.cli import main
 from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument
+from daskbio.invalidation import cleanup as clean
 
 
 @main.command()
@@ -20,7 +21,8 @@ def cleanup(file: Path, cache: str | None, dry_run: bool) -> None:
     Also removes what interrupted writes left behind: hidden temporary files over an
     hour old, partly written arrays of Tasks FILE no longer makes (those of its own Tasks
     are kept: the next run resumes them), and arrays beside a result that it does not
-    use (left by a failed write, or a concurrent one).
+    use (left by a failed write, or a concurrent one). Run it while no run writes to the
+    same cache.
 
     \b
     Example:
@@ -32,17 +34,7 @@ def cleanup(file: Path, cache: str | None, dry_run: bool) -> None:
                 f"{file} stops at a value() call ({pipeline.barrier}); run it first, "
                 "or entries that its later Tasks need could be removed"
             )
-        keep = pipeline.hashes()
-        found = set(store.keys()) | store.failures() | store.partial()
-        unreached = [k for k in found if k not in keep]
-        freed = 0
-        for key in unreached:
-            freed += store.size(key) if dry_run else store.delete(key)
-        if not dry_run:
-            freed += store.sweep()
-            # What failed or concurrent writes left beside the results kept, or instead.
-            for key in store.payloads.keys() & keep:
-                freed += store.tidy(key)
+        unreached, freed = clean(store, pipeline.hashes(), dry_run)
     verb = "Would free" if dry_run else "Freed"
     click.echo(
         f"{verb} {freed} bytes: {len(unreached)} entries that {file} no longer reaches "

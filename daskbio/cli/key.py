@@ -43,10 +43,10 @@ def show() -> None:
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--group", required=True, help="The Unix group that may read the key.")
 def share(target: Path, group: str) -> None:
-    """Copy your key to TARGET, readable by GROUP, for a cache the group shares.
+    """Create a new key at TARGET, readable by GROUP, for a cache the group shares.
 
     Everyone in the group then sets the Dask config key daskbio.key-file (or the
-    variable DASKBIO_KEY_FILE) to TARGET.
+    variable DASKBIO_KEY_FILE) to TARGET. Your own key stays yours.
 
     \b
     Example:

@@ -25,9 +25,9 @@ def _regular(x: Any) -> Any:
     return x.rechunk(x.chunksize)
 
 
-def store_chunk(store: Store, key: str, index: tuple[int, ...], block: Any) -> tuple:
+def store_chunk(store: Store, key: str, identity: str, index: tuple[int, ...], block: Any) -> tuple:
     """Write one block of ``key``'s array; return its index and digest."""
-    return index, store.write_chunk(key, index, block)
+    return index, store.write_chunk(key, index, block, identity)
 
 
 def write(store: Store, key: str, x: Any, code: str, meta: dict[str, Any], clear: bool) -> int:
@@ -51,17 +51,18 @@ def write(store: Store, key: str, x: Any, code: str, meta: dict[str, Any], clear
             "chunk by chunk: return x.compute_chunk_sizes() instead"
         )
     x = _regular(x)
-    digests = store.begin_array(key, x.shape, x.dtype, x.chunksize, f"{x.name} {code}")
+    identity = f"{x.name} {code}"
+    digests = store.begin_array(key, x.shape, x.dtype, x.chunksize, identity)
     blocks = x.to_delayed()
     write_one = dask.delayed(store_chunk, pure=True)
     writes = [
-        write_one(store, key, index, blocks[index])
+        write_one(store, key, identity, index, blocks[index])
         for index in map(tuple, np.ndindex(*x.numblocks))
         if index not in digests
     ]
     if writes:
         digests.update(compute_here(*writes))
-    return store.commit_array(key, digests, meta, clear)
+    return store.commit_array(key, digests, identity, meta, clear)
 
 
 def compute_here(*collections: Any) -> tuple:

@@ -127,6 +127,13 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
         pool = ThreadPoolExecutor(workers or os.cpu_count() or 1)
         try:
             return get(graph, keys, pool=pool, **options)
+        except KeyboardInterrupt:
+            print(
+                "Waiting for the Tasks still running to finish and commit "
+                "(Ctrl-C again to abandon them)...",
+                file=sys.stderr,
+            )
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -172,6 +179,11 @@ def execute(
             p.stale = stale_among(_cached_used(p, targets), store)
             return p, values
         for entry in found:
+            if not entry.removed:
+                raise RuntimeError(
+                    f"{entry}; it cannot be removed from the cache {store.location} (is it "
+                    "read-only?), so it cannot be computed again here"
+                ) from None
             if entry.key in damaged:
                 raise RuntimeError(
                     f"{entry} again, right after it was computed again: is the disk or the "

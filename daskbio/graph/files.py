@@ -18,7 +18,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePath
@@ -243,6 +242,9 @@ def _recorded(record: str, path: str, key: StatKey) -> bytes | None:
 
 def _remember(record: str, path: str, key: StatKey, digest: bytes) -> None:
     """Write the record atomically, readable by its owner only; skip it if not writable."""
+    # Imported here: only a new record needs it, not the start-up of every run.
+    import tempfile
+
     data = dict(zip(_FIELDS, key), path=path, digest=digest.hex())
     folder = os.path.dirname(record)
     try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from daskbio.cache import CacheWriteError, CorruptEntry, Store
 from daskbio.cache.arrays import is_dask_array
+from daskbio.cache.signing import KeyFileError
 from daskbio.graph import chunked, hashing
 from daskbio.graph.files import input_files
 from daskbio.graph.task import Task, Tasklet, replace_tasks
@@ -104,8 +105,8 @@ def run_job(job: Job, *dep_values: Any) -> Any:
     """Run ``job`` given its dependencies' values, store the result and return it.
 
     Only the Task's own error, or one storing its result, makes a failure record: a
-    damaged input (already removed, so the run computes it again) or a cache that cannot
-    be written (the run stops) is not the Task's failure.
+    damaged input (already removed, so the run computes it again), a cache that cannot
+    be written or a signing key that cannot be read (the run stops) is not the Task's.
     """
     args, kwargs = _arguments(job, dep_values)
     # Before the call: the state of the input files the result is computed from.
@@ -114,7 +115,7 @@ def run_job(job: Job, *dep_values: Any) -> Any:
     try:
         result = chunked.computed(job.f(*args, **kwargs))
         _commit(job, result, _metadata(job, start, inputs))
-    except (CorruptEntry, CacheWriteError):
+    except (CorruptEntry, CacheWriteError, KeyFileError):
         raise
     except Exception as e:
         _record_failure(job, e)
