@@ -81,6 +81,7 @@ def test_ten_fresh_runs_of_twelve_imread_tasks_on_six_threads_all_succeed(imread
 def test_threads_importing_submodules_at_once_succeed_after_preload(modules):
     script = textwrap.dedent(f"""
         import importlib, sys, threading
+        import numpy  # as a pipeline that handles arrays has
         from daskbio._imports import preload
 
         preload()
@@ -112,11 +113,14 @@ def imported(names: tuple[str, ...]) -> list[str]:
     return [name for name in names if name in sys.modules]
 
 
-def test_preload_imports_the_array_stack_for_threads_only():
+def test_preload_imports_the_array_stack_for_threads_only_in_a_process_with_arrays():
     script = textwrap.dedent("""
         import sys
         from daskbio._imports import ARRAY_STACK, preload
 
+        preload("threads")
+        print([m for m in ARRAY_STACK if m in sys.modules])  # plain Python values only
+        import numpy
         preload("sync")
         preload("processes")
         print([m for m in ARRAY_STACK if m in sys.modules])
@@ -127,7 +131,7 @@ def test_preload_imports_the_array_stack_for_threads_only():
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
     )
-    assert done.stdout.splitlines() == ["[]", "True"], done.stderr
+    assert done.stdout.splitlines() == ["[]", "['numpy']", "True"], done.stderr
 
 
 def test_preload_on_a_distributed_client_imports_on_every_worker_later_ones_too():

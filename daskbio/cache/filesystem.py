@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import time
 from collections.abc import Iterable
@@ -69,6 +70,10 @@ class FileIndex(Index):
         self.location = str(self.root)
         self._made: set[str] = set()
         self._modes: tuple[int, int] | None = None
+        # Temporary names: a secret part nobody can guess, and a count that keeps the
+        # names of this object's writes apart (itertools.count is atomic in CPython).
+        self._secret = token(8)
+        self._count = itertools.count()
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.root,))
@@ -77,6 +82,8 @@ class FileIndex(Index):
         return f"FileIndex({self.location!r})"
 
     def _path(self, kind: Kind, key: str) -> str:
+        if kind is Kind.ENTRY:  # the hot path: every Task's commit and load
+            return os.path.join(self.location, key[:SHARD], key)
         return os.path.join(self.location, record_name(kind, key, SHARD))
 
     def describe(self, kind: Kind, key: str) -> str:
@@ -112,11 +119,15 @@ class FileIndex(Index):
             self._made.add(folder)
         # A name nobody can guess, created anew: no file or link planted by someone
         # sharing the folder is ever written through.
-        tmp = os.path.join(folder, f".tmp-{os.path.basename(final)}-{token(8)}")
+        name = f".tmp-{os.path.basename(final)}-{self._secret}-{next(self._count)}"
+        tmp = os.path.join(folder, name)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode)
             try:
-                os.fchmod(fd, file_mode)  # whatever the umask
+                if file_mode & 0o077:
+                    # A umask only takes bits away: owner-only needs nothing more, shared
+                    # modes are set whatever the umask.
+                    os.fchmod(fd, file_mode)
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]

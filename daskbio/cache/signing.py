@@ -127,11 +127,8 @@ class Signer:
         """The HMAC-SHA256 of ``parts`` (each length-prefixed, so parts cannot shift)."""
         import hmac
 
-        mac = hmac.new(self._key, digestmod=hashlib.sha256)
-        for part in parts:
-            mac.update(len(part).to_bytes(8, "little"))
-            mac.update(part)
-        return mac.hexdigest()
+        message = b"".join([len(part).to_bytes(8, "little") + part for part in parts])
+        return hmac.digest(self._key, message, "sha256").hex()
 
     def valid(self, *parts_and_tag: bytes) -> bool:
         """Whether the last argument is :meth:`sign` of the others (as bytes)."""

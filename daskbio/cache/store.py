@@ -23,7 +23,7 @@ import functools
 import json
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -213,14 +213,8 @@ class Store:
             self.index.remove(Kind.FAILURE, key)
         return size
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        try:
-            yield
-        except CacheWriteError:
-            raise
-        except OSError as e:
-            raise CacheWriteError(self.location, e) from e
+    def _writing(self) -> _Writing:
+        return _Writing(self.location)
 
     def _read_entry(
         self, key: str, header_only: bool = False, remove: bool = True, foreign: bool = True
@@ -461,20 +455,20 @@ class Store:
     def _function_key(identity: str) -> str:
         return xxhash.xxh3_64_hexdigest(identity.encode())
 
-    def _record_once(self, kind: Kind, name: str) -> None:
-        # Once per Store object and name: every Task of a function would write it again.
-        # (A store is unpickled afresh for each Task on distributed workers, so there a
-        # record is written once per Task: a small file, rewritten in place.)
+    def _record_once(self, kind: Kind, identity: str, suffix: str = "") -> None:
+        # Once per Store object: every Task of a function would write it again. (A store
+        # is unpickled afresh for each Task on distributed workers, so there a record is
+        # written once per Task: a small file, rewritten in place.)
         recorded = self.__dict__.setdefault("_recorded", set())
-        if (kind, name) not in recorded:
+        if (kind, identity, suffix) not in recorded:
             with self._writing():
-                self.index.put(kind, name, b"")
-            recorded.add((kind, name))
+                self.index.put(kind, self._function_key(identity) + suffix, b"")
+            recorded.add((kind, identity, suffix))
 
     def add_code_version(self, identity: str, fingerprint: str) -> None:
         """Record that results of the function ``identity`` were computed by code
         ``fingerprint``."""
-        self._record_once(Kind.CODE, f"{self._function_key(identity)}-{fingerprint}")
+        self._record_once(Kind.CODE, identity, f"-{fingerprint}")
 
     def code_versions(self, identity: str) -> set[str]:
         """The code fingerprints that results of the function ``identity`` were computed
@@ -485,7 +479,7 @@ class Store:
     def note_input_files(self, identity: str) -> None:
         """Record that results of the function ``identity`` recorded input files (so
         ``status`` reads their entries to see whether those files changed)."""
-        self._record_once(Kind.INPUTS, self._function_key(identity))
+        self._record_once(Kind.INPUTS, identity)
 
     def reads_input_files(self, identity: str) -> bool:
         """Whether results of the function ``identity`` recorded input files."""
@@ -522,3 +516,20 @@ def _claimed_name(blob: bytes) -> str:
         with contextlib.suppress(ValueError, AttributeError):
             return str(json.loads(line).get("name", ""))
     return ""
+
+
+class _Writing:
+    """Inside it, an OSError is a :class:`CacheWriteError` naming the cache (a class, not
+    a generator: every commit enters one)."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, OSError) and not isinstance(error, CacheWriteError):
+            raise CacheWriteError(self.location, error) from error

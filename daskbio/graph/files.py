@@ -19,7 +19,6 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -34,6 +33,7 @@ _FIELDS = ("size", "mtime_ns", "ctime_ns", "ino", "dev")
 
 _BLOCK = 1 << 20
 _RECENT = 4096
+_NOT_PATHS = frozenset({int, float, bool, complex, bytes, type(None)})
 # Longer strings are not file names (PATH_MAX is 4096 on Linux); skipping them keeps
 # input_files from stat-ing text arguments.
 _LONGEST_PATH = 4096
@@ -311,19 +311,33 @@ def input_files(args: Any, kwargs: Any) -> dict[str, list[int]]:
     return found
 
 
-def _path_strings(x: Any) -> Iterator[str]:
-    """The strings and paths inside ``x`` that could name a file."""
-    if isinstance(x, str):
-        if x and len(x) <= _LONGEST_PATH and "\n" not in x and "\x00" not in x:
-            yield x
-    elif isinstance(x, PurePath):
-        yield str(x)
-    elif isinstance(x, dict):
-        for v in x.values():
-            yield from _path_strings(v)
-    elif isinstance(x, (list, tuple, set, frozenset)):
-        for item in x:
-            yield from _path_strings(item)
+def _path_strings(x: Any) -> list[str]:
+    """The strings and paths inside ``x`` that could name a file.
+
+    A loop over a stack, not recursion: every Task a run computes pays for it, and most
+    arguments are numbers and references to other Tasks.
+    """
+    found = []
+    stack = [x]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _NOT_PATHS:
+            continue
+        if kind is tuple or kind is list or kind is set or kind is frozenset:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif isinstance(item, str):
+            if item and len(item) <= _LONGEST_PATH and "\n" not in item and "\x00" not in item:
+                found.append(item)
+        elif isinstance(item, PurePath):
+            found.append(str(item))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return found
 
 
 def changed_inputs(recorded: dict[str, list[int]]) -> list[str]:
