@@ -208,7 +208,8 @@ def plant(store: FileSystemStore, key: str, value: object, signer: Signer | None
 
     payload = pickle.dumps(value)
     record = store.index.get(Kind.ENTRY, key)
-    header = json.loads(record.split(b"\n")[2])
+    # The metadata line of either format (planted already, or as daskbio wrote it).
+    header = json.loads(record.split(b"\n")[1 if record.startswith(b"DASKBIO-ENTRY-1") else 2])
     if signer is None:
         header.update(checksum=xxhash.xxh3_64_hexdigest(payload))
         line = json.dumps(header).encode()
@@ -220,8 +221,9 @@ def plant(store: FileSystemStore, key: str, value: object, signer: Signer | None
     store.index.put(Kind.ENTRY, key, b"DASKBIO-ENTRY-2\n" + tag + b"\n" + line + b"\n" + payload)
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
 @pytest.mark.parametrize("signer", [Signer(b"k" * 32), None], ids=["other-key", "unsigned"])
-def test_a_planted_pickle_is_never_run_by_run_or_shell(tmp_path, signer):
+def test_a_planted_pickle_is_never_run_by_run_or_shell(tmp_path, signer, scheduler):
     pipeline = write_pipeline(tmp_path, PLANTED)
     daskbio("run", pipeline, check=True)
     store = FileSystemStore(tmp_path / "pipeline.daskbio")
@@ -235,10 +237,20 @@ def test_a_planted_pickle_is_never_run_by_run_or_shell(tmp_path, signer):
     plant(store, a, Planted(str(marker)), signer)
     plant(store, b, Planted(str(marker)), signer)
     store.delete(c)
-    out = daskbio("run", pipeline, env=env)
+    out = daskbio("run", pipeline, "--scheduler", scheduler, env=env)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()
     assert "not shown" in out.stdout and f"use ({b}) is damaged" in out.stdout
+
+    # As an input loaded by the scheduler's workers (threads, or a pool's processes).
+    plant(store, a, Planted(str(marker)), signer)
+    store.delete(b)
+    out = daskbio("run", pipeline, "--scheduler", scheduler, env=env)
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()
+    assert f"source ({a}) is damaged" in out.stderr
+    assert store.load(b) == 11
+    plant(store, a, Planted(str(marker)), signer)
 
     # Still planted (the run did not need it): the shell refuses it too.
     shell = daskbio("shell", pipeline, input="print(value(a))\n", env=env)

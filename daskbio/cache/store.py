@@ -87,7 +87,7 @@ class Store:
 
     @property
     def signer(self) -> Signer:
-        """The signer of this process (the key is read once, never pickled)."""
+        """The signer (the key is read once per Store object, and never pickled)."""
         try:
             return self.__dict__["_signer"]
         except KeyError:
