@@ -563,3 +563,30 @@ def test_verify_all_checks_every_entry_of_the_cache_not_only_the_pipelines(tmp_p
     assert out.returncode == 1
     assert "Checked 4 entries: 3 sound, 1 damaged" in out.stdout
     assert f"elsewhere ({'ab' * 16}) is damaged" in out.stdout
+
+
+@TaskGenerator
+def double_sum(x):
+    return 2 * int(x.sum())
+
+
+def test_damage_found_on_a_distributed_worker_is_reported_on_the_client(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from daskbio.cache import DamagedEntryWarning
+
+    cache = FileSystemStore(tmp_path / "cache")
+    source = ones(100_000)
+    compute(source, cache=cache)
+    (chunk, *_) = sorted(p for p in cache.root.glob("*/*.zarr/numpy-*/c/*") if p.is_file())
+    data = bytearray(chunk.read_bytes())
+    data[-8] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        pytest.warns(DamagedEntryWarning, match=rf"ones \({source.hash()}\) is damaged.*removed"),
+    ):
+        assert compute(double_sum(source), scheduler=client, cache=cache) == 200_000

@@ -20,6 +20,10 @@ class CorruptEntry(Exception):
         #: Whether the entry was removed (so that its Task is computed again).
         self.removed = False
 
+    def removal_notice(self) -> str:
+        """What the warning of its removal says."""
+        return f"{self}: removed, so that it is computed again"
+
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), self.key, self.why, self.name, self.file, self.removed))
 

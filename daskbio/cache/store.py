@@ -281,11 +281,7 @@ class Store:
                 if tag is None or current[len(MAGIC) : len(MAGIC) + len(tag)] == tag:
                     self.delete(key)
                     error.removed = True
-                    warnings.warn(
-                        f"{error}: removed, so that it is computed again",
-                        DamagedEntryWarning,
-                        stacklevel=3,
-                    )
+                    warnings.warn(error.removal_notice(), DamagedEntryWarning, stacklevel=3)
         raise error
 
     def _on_array_damage(self, key: str, name: str, tag: bytes, why: str, file: str) -> NoReturn:

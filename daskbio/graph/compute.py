@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from daskbio.cache import CorruptEntry, Store, open_store
+from daskbio.cache import CorruptEntry, DamagedEntryWarning, Store, open_store
 from daskbio.graph.plan import Plan, plan
 from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
 from daskbio.status import stale_among, stale_notes
@@ -83,11 +83,17 @@ def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, prog
     preload(scheduler)
     if not isinstance(scheduler, str):
         futures = scheduler.get(graph, keys, sync=False)
-        if progress:
-            from distributed import progress as show_progress
+        try:
+            if progress:
+                from distributed import progress as show_progress
 
-            show_progress(futures)
-        return scheduler.gather(futures)
+                show_progress(futures)
+            return scheduler.gather(futures)
+        except BaseException:
+            # Release the keys: a second attempt (after a damaged input was removed)
+            # would otherwise be handed the same error again by the scheduler.
+            scheduler.cancel(futures, force=True)
+            raise
     if scheduler == "sync":
         from dask.local import get_sync as get
     elif scheduler == "threads":
@@ -175,6 +181,9 @@ def execute(
             found = e.entries
         except CorruptEntry as e:
             found = [e]
+            if e.removed and _on_a_cluster(scheduler or settings.scheduler):
+                # Found on a worker: its warning went to the worker's log, not here.
+                warnings.warn(e.removal_notice(), DamagedEntryWarning, stacklevel=2)
         else:
             p.stale = stale_among(_cached_used(p, targets), store)
             return p, values
@@ -190,6 +199,13 @@ def execute(
                     f"cache {store.location} sound?"
                 ) from None
             damaged.add(entry.key)
+
+
+def _on_a_cluster(scheduler: Any) -> bool:
+    """Whether Tasks run in other processes whose warnings this one does not see."""
+    if scheduler is None:
+        scheduler = _default_client()
+    return scheduler is not None and not isinstance(scheduler, str)
 
 
 def _cached_used(p: Plan, targets: list[Task]) -> list[Task]:
