@@ -284,6 +284,12 @@ class Store:
                     warnings.warn(error.removal_notice(), DamagedEntryWarning, stacklevel=3)
         raise error
 
+    def _array_of(self, key: str, header: dict, tag: bytes) -> tuple[Any, arrays.OnDamage]:
+        """Where ``key``'s array is, and what refuses it when a read finds damage."""
+        return self.payloads.where(key), functools.partial(
+            self._on_array_damage, key, str(header.get("name", "")), tag
+        )
+
     def _on_array_damage(self, key: str, name: str, tag: bytes, why: str, file: str) -> NoReturn:
         self._refuse(key, why, name, tag, self.payloads.describe(file) if file else "")
 
@@ -303,10 +309,8 @@ class Store:
             removed, so that the Task is computed again).
         """
         header, payload, tag = self._read_entry(key)
-        name = str(header.get("name", ""))
         if header["format"] == arrays.FORMAT:
-            on_damage = functools.partial(self._on_array_damage, key, name, tag)
-            where = self.payloads.where(key)
+            where, on_damage = self._array_of(key, header, tag)
             # Named by the write, so graphs built on it change when it is rewritten.
             dask_name = f"cached-{key}-{header['array']['write']}"
             try:
@@ -315,7 +319,7 @@ class Store:
                 # Damage is refused, a store that cannot be read is not damage.
                 raise
             except Exception as e:
-                self._refuse(key, f"cannot read the array: {e}", name, tag)
+                on_damage(f"cannot read the array: {e}", "")
         payload = self._checked_payload(key, header, payload, tag)
         try:
             return formats.loads(header["format"], payload)
@@ -324,7 +328,7 @@ class Store:
         except Exception as e:
             # Signed and whole, yet not decodable here (a class gone from the pipeline):
             # unusable, so computed again.
-            self._refuse(key, f"cannot decode: {e}", name, tag)
+            self._refuse(key, f"cannot decode: {e}", str(header.get("name", "")), tag)
 
     def verify(self, key: str) -> None:
         """Check everything stored for ``key``: signature, payload, every array file.
@@ -338,10 +342,8 @@ class Store:
             :class:`ForeignEntry` (signed with another key), which is only reported.
         """
         header, payload, tag = self._read_entry(key, foreign=False)
-        name = str(header.get("name", ""))
         if header["format"] == arrays.FORMAT:
-            on_damage = functools.partial(self._on_array_damage, key, name, tag)
-            where = self.payloads.where(key)
+            where, on_damage = self._array_of(key, header, tag)
             arrays.verify(where, header["array"], on_damage)
             arrays.open_verified(where, header["array"], on_damage)
         else:
