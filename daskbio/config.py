@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     # The file holding the key that signs entries (daskbio/cache/signing.py); None: the
     # user's config folder.
     "daskbio.key-file": None,
+    # Seconds a Task's lock lasts unless its holder renews it (daskbio/cache/leases.py).
+    "daskbio.lease": None,
     # Who may read and write new cache folders and files: "owner" or "group".
     "daskbio.cache-access": "owner",
     # daskbio submit's defaults (daskbio/cli/submit.py); jobs' own settings are jobqueue.*.

@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from daskbio.cache import (
     Store,
     ZarrStore,
 )
+from daskbio.cache import leases
 from daskbio.cache.signing import Signer
 from daskbio.graph import chunked
 
@@ -468,8 +470,8 @@ class StoreTests:
 
         def take(i):
             start.wait()
-            if store.try_lock(KEY, {"holder": i}):
-                winners.append(i)
+            if lease := store.lock(KEY, f"run{i}"):
+                winners.append(lease)
 
         threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
         for t in threads:
@@ -477,12 +479,54 @@ class StoreTests:
         for t in threads:
             t.join()
         assert len(winners) == 1
-        assert store.lock_holder(KEY) == {"holder": winners[0]}
-        assert not store.try_lock(KEY, {"holder": "late"})
-        store.release(KEY)
-        assert store.lock_holder(KEY) is None
-        assert store.try_lock(KEY, {"holder": "next"})
+        holder = store.holders()[KEY]
+        assert holder == winners[0].holder
+        assert (holder.host, holder.pid) == (socket.gethostname(), os.getpid())
+        assert holder.expires - holder.start == pytest.approx(leases.DEFAULT_LENGTH)
+        assert store.lock(KEY, "late") is None
+        store.unlock(winners[0])
+        assert store.holders() == {}
+        assert store.lock(KEY, "next") is not None
         assert store.keys() == []
+
+    def test_an_expired_lease_is_taken_over_by_exactly_one_of_many_threads(self, store: Store):
+        dead = store.lock(KEY, "dead", length=0.2)
+        leases.renewer().discard(dead)  # its holder dies: nobody renews it
+        assert store.lock(KEY, "early") is None
+        time.sleep(0.3)
+        assert store.holders()[KEY].expired
+        winners = []
+        start = threading.Barrier(8)
+
+        def take(i):
+            start.wait()
+            if lease := store.lock(KEY, f"run{i}"):
+                winners.append(lease)
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(winners) == 1
+        assert store.holders()[KEY].run == winners[0].holder.run
+        store.unlock(dead)  # the old holder wakes up: it must not free the new lease
+        assert store.holders()[KEY].run == winners[0].holder.run
+
+    def test_a_lease_is_renewed_while_held_and_expired_ones_are_removed(self, store: Store):
+        lease = store.lock(KEY, "long", length=0.6)
+        first = store.holders()[KEY].expires
+        time.sleep(1.0)  # longer than the lease: only renewal keeps it
+        held = store.holders()[KEY]
+        assert not held.expired and held.expires > first
+        assert store.lock(KEY, "other") is None
+        assert store.remove_expired_locks() == 0
+        store.unlock(lease)
+        dead = store.lock("cd" * 16, "dead", length=0.1)
+        leases.renewer().discard(dead)
+        time.sleep(0.2)
+        assert store.remove_expired_locks() == 1
+        assert store.holders() == {}
 
     # Many users of one store -----------------------------------------------------------
 

@@ -148,12 +148,18 @@ class FileIndex(Index):
                 os.unlink(tmp)
             raise
 
-    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+    def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
         tmp, final = self._temporary(kind, key, data)
         try:
-            os.link(tmp, final)  # fails if the record exists, atomically
+            # link(2) fails if the record exists, atomically, on local disks and on NFS
+            # (where O_EXCL was not always honoured). NFS may report a link made when
+            # its reply was lost as failed: the temporary file's link count tells.
+            os.link(tmp, final)
         except FileExistsError:
-            return False
+            return os.stat(tmp).st_nlink == 2
+        except OSError:
+            if os.stat(tmp).st_nlink != 2:
+                raise
         finally:
             os.unlink(tmp)
         return True

@@ -12,6 +12,10 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
+import xxhash
+
+from daskbio.cache.signing import token
+
 
 class Kind(enum.Enum):
     """What a record is."""
@@ -62,8 +66,41 @@ class Index(ABC):
         This is the commit of an entry."""
 
     @abstractmethod
-    def create(self, kind: Kind, key: str, data: bytes) -> bool:
-        """Store the record only if there is none, atomically; whether it was created."""
+    def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
+        """Store the record only if there is none, atomically; whether it was created.
+
+        ``data`` must be unique to the caller (a lease holds a random token): a backend
+        that cannot tell whether its write won compares the record there with it. ``ttl`` is a hint for lock records: a backend that can expire records by itself
+        (Redis) drops the record after that many seconds unless it is swapped for a new
+        one. Others keep it; the record's own content says when it expires.
+        """
+
+    def swap(
+        self, kind: Kind, key: str, old: bytes, new: bytes | None, ttl: float | None = None
+    ) -> bool:
+        """Replace the record by ``new`` (None: remove it) only if it is exactly ``old``;
+        whether it was replaced.
+
+        The leases of :mod:`daskbio.cache.leases` are taken over with it. This fallback,
+        for backends that cannot compare and replace in one step, first takes a claim
+        with :meth:`create` (named after ``old``), so that of several callers swapping
+        the same record one wins; backends that can override it.
+        """
+        claim = f"{key}-swap-{xxhash.xxh64_hexdigest(old)}"
+        if not self.create(kind, claim, token(16).encode()):
+            return False
+        try:
+            if self.get(kind, key) != old:
+                return False
+            if new is None:
+                self.remove(kind, key)
+            else:
+                self.put(kind, key, new)
+            return True
+        except KeyError:
+            return False
+        finally:
+            self.remove(kind, claim)
 
     @abstractmethod
     def remove(self, kind: Kind, key: str) -> int:

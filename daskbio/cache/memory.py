@@ -31,11 +31,23 @@ class MemoryIndex(Index):
         with self._guard:
             self._records[kind, key] = bytes(data)
 
-    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+    def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
         with self._guard:
             if (kind, key) in self._records:
                 return False
             self._records[kind, key] = bytes(data)
+            return True
+
+    def swap(
+        self, kind: Kind, key: str, old: bytes, new: bytes | None, ttl: float | None = None
+    ) -> bool:
+        with self._guard:
+            if self._records.get((kind, key)) != old:
+                return False
+            if new is None:
+                del self._records[kind, key]
+            else:
+                self._records[kind, key] = bytes(new)
             return True
 
     def remove(self, kind: Kind, key: str) -> int:

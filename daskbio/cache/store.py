@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 import xxhash
 
-from daskbio.cache import arrays, formats
+from daskbio.cache import arrays, formats, leases
 from daskbio.cache.errors import CacheWriteError, CorruptEntry, DamagedEntryWarning, ForeignEntry
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.payloads import Payloads
@@ -485,24 +485,26 @@ class Store:
 
     # Locks ---------------------------------------------------------------------------
 
-    def try_lock(self, key: str, info: dict[str, Any]) -> bool:
-        """Take the lock of ``key`` if nobody holds it; whether it was taken."""
+    def lock(self, key: str, run: str, length: float | None = None) -> leases.Lease | None:
+        """Take the lock of ``key`` for ``length`` seconds (:func:`leases.lease_length` by
+        default), renewed from a background thread until :meth:`unlock`; None if another
+        holds it. An expired lease is taken over."""
         with self._writing():
-            return self.index.create(Kind.LOCK, key, json.dumps(info, default=str).encode())
+            return leases.take(self.index, key, run, length or leases.lease_length())
 
-    def lock_holder(self, key: str) -> dict[str, Any] | None:
-        """What the holder of ``key``'s lock said when it took it (None: not locked)."""
-        try:
-            record = self.index.get(Kind.LOCK, key)
-        except KeyError:
-            return None
-        # The first line: an index may append a nonce of its own (ZarrIndex.create).
-        return json.loads(record.split(b"\n", 1)[0])
-
-    def release(self, key: str) -> None:
-        """Release the lock of ``key``."""
+    def unlock(self, lease: leases.Lease) -> None:
+        """Release a lock taken with :meth:`lock`."""
         with self._writing():
-            self.index.remove(Kind.LOCK, key)
+            leases.release(lease)
+
+    def holders(self, keys: Iterable[str] | None = None) -> dict[str, leases.Holder]:
+        """Who holds the locks of ``keys`` (every lock when None), expired ones included."""
+        return leases.holders(self.index, None if keys is None else set(keys))
+
+    def remove_expired_locks(self) -> int:
+        """Remove the locks whose lease ran out (their holders died); how many."""
+        with self._writing():
+            return leases.remove_expired(self.index)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"

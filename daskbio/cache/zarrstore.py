@@ -54,16 +54,15 @@ class ZarrIndex(Index):
         buffer = default_buffer_prototype().buffer.from_bytes(data)
         run_sync(self.store.set(self._key(kind, key), buffer))
 
-    def create(self, kind: Kind, key: str, data: bytes) -> bool:
+    def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
         from zarr.core.buffer import default_buffer_prototype
 
-        # Zarr's set_if_not_exists does not say whether it wrote: a nonce in the record
-        # tells whether the record there now is ours.
-        mine = data + b"\n" + token(16).encode()
-        buffer = default_buffer_prototype().buffer.from_bytes(mine)
+        # Zarr's set_if_not_exists does not say whether it wrote; ``data`` is unique to
+        # the caller (see Index.create), so the record there now tells.
+        buffer = default_buffer_prototype().buffer.from_bytes(data)
         run_sync(self.store.set_if_not_exists(self._key(kind, key), buffer))
         try:
-            return self.get(kind, key) == mine
+            return self.get(kind, key) == data
         except KeyError:
             return False
 

@@ -1,0 +1,208 @@
+"""Locks with leases: one per Task key, so that runs sharing a cache compute each Task once.
+
+A lock record says who holds it (host, pid, run), since when, and until when. The holder's
+process renews it while the Task runs (array writes included) and removes it when the
+result is committed or the Task has failed. A holder that dies (SIGKILL, a lost node)
+stops renewing: once its lease has run out, the next run that needs the Task takes the
+lock over. Locks only save work: results are content-addressed and committed atomically,
+so a Task computed twice (a holder paused past its lease) is still right.
+
+Leases are compared with the wall clock of whoever reads them: machines sharing a cache
+must keep their clocks within a fraction of the lease (NTP does).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from daskbio.cache.index import Index, Kind
+from daskbio.cache.signing import token
+
+#: Seconds a lease lasts unless renewed (the Dask config key ``daskbio.lease``).
+DEFAULT_LENGTH = 60.0
+
+
+def lease_length() -> float:
+    """The lease length in force: ``daskbio.lease`` (seconds), else :data:`DEFAULT_LENGTH`."""
+    from daskbio import config
+
+    value = config.get("daskbio.lease")
+    length = DEFAULT_LENGTH if value is None else float(value)
+    if not length > 0:
+        raise ValueError(f"daskbio.lease must be a positive number of seconds, got {value!r}")
+    return length
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a lock record says: who holds the lock, since and until when."""
+
+    host: str
+    pid: int
+    run: str
+    start: float
+    expires: float
+    token: str
+
+    @property
+    def expired(self) -> bool:
+        return time.time() > self.expires
+
+    @property
+    def where(self) -> str:
+        """``host:pid``, for messages."""
+        return f"{self.host}:{self.pid}"
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, record: bytes) -> Holder | None:
+        """The holder a record names; None for a record that is not one (half written)."""
+        try:
+            return cls(**json.loads(record))
+        except (ValueError, TypeError):
+            return None
+
+
+@dataclass
+class Lease:
+    """A lock this process holds."""
+
+    key: str
+    index: Index
+    holder: Holder
+    record: bytes
+    length: float
+    #: Set when the lease could not be renewed (it ran out and another run took it).
+    lost: bool = False
+
+    def _renew(self) -> None:
+        holder = Holder(**{**asdict(self.holder), "expires": time.time() + self.length})
+        record = holder.to_bytes()
+        if self.index.swap(Kind.LOCK, self.key, self.record, record, ttl=self.length):
+            self.holder, self.record = holder, record
+        else:
+            self.lost = True
+
+
+class Renewer:
+    """Renews the leases of one process from one background thread."""
+
+    def __init__(self) -> None:
+        self._leases: dict[int, Lease] = {}
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        with self._guard:
+            self._leases[id(lease)] = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="daskbio-leases", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def discard(self, lease: Lease) -> None:
+        with self._guard:
+            self._leases.pop(id(lease), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._guard:
+                leases = list(self._leases.values())
+            now = time.time()
+            due = [x for x in leases if x.holder.expires - now < x.length * 2 / 3]
+            for lease in due:
+                try:
+                    lease._renew()
+                except OSError:
+                    # A cache briefly unreachable: try again at the next turn, while
+                    # the lease still runs.
+                    continue
+            wait = min((x.length / 3 for x in leases), default=None)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+
+@functools.cache
+def renewer() -> Renewer:
+    """The process's renewer: one thread for all its leases, on every cache."""
+    return Renewer()
+
+
+def take(index: Index, key: str, run: str, length: float) -> Lease | None:
+    """Lock ``key`` for this process (taking over an expired lease); None if another
+    holds it."""
+    now = time.time()
+    holder = Holder(_host(), os.getpid(), run, now, now + length, token(8))
+    record = holder.to_bytes()
+    if not index.create(Kind.LOCK, key, record, ttl=length):
+        try:
+            found = index.get(Kind.LOCK, key)
+        except KeyError:
+            # Released in the meantime: one more try, and no more (a busy key).
+            if not index.create(Kind.LOCK, key, record, ttl=length):
+                return None
+        else:
+            seen = Holder.from_bytes(found)
+            # A record that names no holder is debris (no backend writes one by halves).
+            if seen is not None and not seen.expired:
+                return None
+            if not index.swap(Kind.LOCK, key, found, record, ttl=length):
+                return None
+    lease = Lease(key, index, holder, record, length)
+    renewer().add(lease)
+    return lease
+
+
+def release(lease: Lease) -> None:
+    """Give the lock up (after the commit, or the failure record, is written)."""
+    renewer().discard(lease)
+    if lease.lost:
+        return
+    if time.time() < lease.holder.expires - lease.length / 4:
+        lease.index.remove(Kind.LOCK, lease.key)
+    else:
+        lease.index.swap(Kind.LOCK, lease.key, lease.record, None)
+
+
+def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
+    """Who holds the locks of ``keys`` (every lock when None), expired ones included."""
+    locked = index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys)
+    found = {}
+    for key in locked:
+        try:
+            holder = Holder.from_bytes(index.get(Kind.LOCK, key))
+        except KeyError:
+            continue
+        if holder is not None:
+            found[key] = holder
+    return found
+
+
+def remove_expired(index: Index) -> int:
+    """Remove every expired lock; how many were removed."""
+    removed = 0
+    for key in index.list(Kind.LOCK):
+        try:
+            record = index.get(Kind.LOCK, key)
+        except KeyError:
+            continue
+        holder = Holder.from_bytes(record)
+        if holder is None or holder.expired:
+            removed += index.swap(Kind.LOCK, key, record, None)
+    return removed
