@@ -33,8 +33,8 @@ from daskbio.cache import (
     Payloads,
     Store,
     ZarrStore,
+    leases,
 )
-from daskbio.cache import leases
 from daskbio.cache.signing import Signer
 from daskbio.graph import chunked
 

@@ -70,7 +70,9 @@ class Index(ABC):
         """Store the record only if there is none, atomically; whether it was created.
 
         ``data`` must be unique to the caller (a lease holds a random token): a backend
-        that cannot tell whether its write won compares the record there with it. ``ttl`` is a hint for lock records: a backend that can expire records by itself
+        that cannot tell whether its write won compares the record there with it.
+
+        ``ttl`` is a hint for lock records: a backend that can expire records by itself
         (Redis) drops the record after that many seconds unless it is swapped for a new
         one. Others keep it; the record's own content says when it expires.
         """

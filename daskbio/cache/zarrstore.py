@@ -9,7 +9,6 @@ from typing import Any
 
 from daskbio.cache.index import FOLDERS, SUFFIXES, Index, Kind, record_name
 from daskbio.cache.payloads import SHARD, Payloads, children, run_sync
-from daskbio.cache.signing import token
 from daskbio.cache.store import Store
 
 
