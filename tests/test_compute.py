@@ -21,6 +21,7 @@ from daskbio import (
 )
 from daskbio.cache import FileSystemStore, Kind, MemoryStore
 from daskbio.graph.compute import session
+from daskbio.graph.job import Run
 from daskbio.graph.plan import plan
 from daskbio.graph.to_dask import dask_key, to_dask
 
@@ -103,7 +104,7 @@ def test_cached_tasks_not_needed_are_pruned_and_needed_ones_loaded(cache):
     p = plan([a, b, c], store)
     assert set(p.run) == {c.hash()}
     assert set(p.load) == {b.hash()}
-    graph, keys = to_dask(p, store)
+    graph, keys = to_dask(p, store, Run())
     assert set(graph) == {keys[b.hash()], keys[c.hash()]}
     assert key_split(keys[b.hash()]) == "load-add"
 

@@ -64,3 +64,11 @@ def print_table(title: str, counts: dict[str, Counts], columns: list[str]) -> No
         click.echo(line(row))
     click.echo("-" * len(line(header)))
     click.echo(line(total))
+
+
+keep_going_option = click.option(
+    "--keep-going",
+    is_flag=True,
+    help="After a Task fails, compute everything that does not depend on it; list every "
+    "failure at the end (exit status 1). Without it, the first failure stops the run.",
+)

@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from daskbio.cli import main
-from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, print_table
+from daskbio.cli._common import (
+    cache_option,
+    keep_going_option,
+    open_pipeline,
+    pipeline_argument,
+    print_table,
+)
 from daskbio.invalidation import remove
 from daskbio.status import stale_notes, status
 
@@ -64,6 +70,7 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
     help="First remove the results 'daskbio status' calls stale (computed by other code, "
     "from changed input files, or from stale results), so that they are computed again.",
 )
+@keep_going_option
 def run(
     file: Path,
     scheduler: str,
@@ -71,21 +78,26 @@ def run(
     listen: str | None,
     cache: str | None,
     rerun_stale: bool,
+    keep_going: bool,
 ) -> None:
     """Compute every Task FILE makes that is not cached yet.
+
+    Several runs of FILE on one cache (other shells, machines or batch jobs) share the
+    work: each Task is computed once, by the run that locks it first.
 
     \b
     Example:
       daskbio run examples/segmentation/pipeline.py
       daskbio run pipeline.py --scheduler local --workers 2
       daskbio run pipeline.py --rerun-stale
+      daskbio run pipeline.py --keep-going
     """
     start = time.perf_counter()
     if not file.is_file():
         raise click.ClickException(f"pipeline file not found: {file}")
     target, close = _connect(scheduler, workers, listen)
     try:
-        compute_pipeline(file, cache, target, workers, start, rerun_stale)
+        compute_pipeline(file, cache, target, workers, start, rerun_stale, keep_going)
     finally:
         if close is not None:
             close()
@@ -98,13 +110,14 @@ def compute_pipeline(
     workers: int | None,
     start: float,
     rerun_stale: bool = False,
+    keep_going: bool = False,
 ) -> None:
     """Run what ``file`` makes that is not cached on ``scheduler``, and report it (exit
     status 1 when a Task failed or the cache cannot be written, 130 on Ctrl-C).
     ``daskbio submit`` runs this too."""
     from daskbio.cache import CacheWriteError
     from daskbio.graph.compute import execute
-    from daskbio.graph.job import TaskFailed
+    from daskbio.graph.job import TaskFailed, TasksFailed
 
     with open_pipeline(
         file, cache, may_compute=True, scheduler=scheduler, workers=workers, progress=True
@@ -114,7 +127,7 @@ def compute_pipeline(
             click.echo(f"Recomputing {len(stale)} stale results and what depends on them.")
             remove(store, stale)
         try:
-            plan, _ = execute(pipeline.tasks, store, want_values=False)
+            outcome = execute(pipeline.tasks, store, want_values=False, keep_going=keep_going)
         except TaskFailed as e:
             click.echo(str(e), err=True)
             _report(pipeline, store, start, None)
@@ -126,15 +139,29 @@ def compute_pipeline(
         except KeyboardInterrupt:
             click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
             sys.exit(130)
-        for note in stale_notes(pipeline.tasks, plan.stale):
+        for note in stale_notes(pipeline.tasks, outcome.plan.stale):
             click.echo(f"Note: {note}.")
-        _report(pipeline, store, start, set(plan.run))
+        _report(pipeline, store, start, outcome.ran, not outcome.plan.run)
+        if outcome.elsewhere:
+            click.echo(
+                f"This run computed {len(outcome.ran)} Tasks; {len(outcome.elsewhere)} came "
+                "from other runs on the same cache."
+            )
+        if outcome.failed:
+            click.echo(str(TasksFailed(outcome.failed)), err=True)
+            if outcome.skipped:
+                click.echo(
+                    f"{len(outcome.skipped)} Tasks that depend on them were not run.", err=True
+                )
+            sys.exit(1)
 
 
-def _report(pipeline, store, start: float, ran: set[str] | None) -> None:
+def _report(
+    pipeline, store, start: float, ran: set[str] | None, all_cached: bool = False
+) -> None:
     """Print what the run did: one line when all was cached, else a table per function."""
     elapsed = time.perf_counter() - start
-    if ran is not None and not ran:
+    if all_cached:
         click.echo(
             f"All {len(pipeline.tasks)} Tasks were cached; nothing to run ({elapsed:.2f} s). "
             f"Cache: {store.location}"

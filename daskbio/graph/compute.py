@@ -6,13 +6,16 @@ import contextvars
 import functools
 import os
 import sys
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daskbio.cache import CorruptEntry, DamagedEntryWarning, Store, open_store
+from daskbio.cache.leases import Holder, lease_length
+from daskbio.graph.job import NotDone, Run, TasksFailed
 from daskbio.graph.plan import Plan, plan
 from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
 from daskbio.status import stale_among, stale_notes
@@ -41,6 +44,7 @@ class Session:
     workers: int | None = None
     may_compute: bool = True
     progress: bool = False
+    keep_going: bool = False
 
 
 _DEFAULTS = Session()
@@ -155,38 +159,98 @@ def _progress(show: bool) -> Iterator[None]:
         yield
 
 
+@dataclass
+class Outcome:
+    """What :func:`execute` did.
+
+    Attributes
+    ----------
+    plan : Plan
+        The plan at the start: what was missing then (``plan.run``), and why cached
+        results used are stale (``plan.stale``).
+    values : dict
+        The targets' values by hash (when asked for).
+    ran : set
+        Hashes of the Tasks this run computed.
+    elsewhere : set
+        Hashes of the Tasks missing at the start that other runs computed meanwhile.
+    failed : dict
+        The failure record of each Task that failed during the run, by hash (with
+        ``keep_going``; otherwise the first failure is raised).
+    skipped : set
+        Hashes of the Tasks not computed because they depend on a failed one.
+    """
+
+    plan: Plan
+    values: dict[str, Any] = field(default_factory=dict)
+    ran: set[str] = field(default_factory=set)
+    elsewhere: set[str] = field(default_factory=set)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
+
+
 def execute(
     targets: list[Task],
     store: Store,
     scheduler: Any = None,
     want_values: bool = True,
-) -> tuple[Plan, dict[str, Any]]:
-    """Compute what ``targets`` miss; return the plan and the targets' values by hash.
+    keep_going: bool | None = None,
+) -> Outcome:
+    """Compute what ``targets`` miss, sharing the work with other runs on ``store``.
 
-    With ``want_values=False`` only the Tasks are run (their values stay in the cache).
-    Damaged cache entries met on the way are reported and removed by the store (a
-    :class:`~daskbio.cache.errors.DamagedEntryWarning` each, where they are found) and
+    Each Task is locked while it is computed, so runs started at any time on one cache
+    (several shells, the elements of a job array) compute it once: Tasks another run
+    holds, and what depends on them, wait until their results are committed (or their
+    holder's lease runs out, and this run takes them over).
+
+    With ``keep_going`` (default: the session's) a failed Task stops only what depends
+    on it; otherwise the first failure is raised (Tasks already running finish and
+    commit). Damaged cache entries met on the way are reported and removed by the store
+    (a :class:`~daskbio.cache.errors.DamagedEntryWarning` each, where they are found) and
     computed again in the same call, however many there are; an entry damaged again
     right after it was computed again stops the run.
     """
     settings = current_session()
+    run = Run(
+        keep_going=settings.keep_going if keep_going is None else keep_going,
+        lease=lease_length(),
+    )
+    scheduler = scheduler or settings.scheduler
+    started = time.time()
+    waiting = _Waiting(settings.progress)
+    outcome: Outcome | None = None
     damaged: set[str] = set()
     while True:
         p = plan(targets, store)
-        if p.run and not settings.may_compute:
-            raise Barrier(next(iter(p.run.values())))
+        if outcome is None:
+            outcome = Outcome(p)
         try:
-            values = _run_plan(p, targets, store, scheduler, want_values, settings)
+            if not p.run:
+                if want_values:
+                    outcome.values.update(_load_targets(targets, outcome.values, store))
+                break
+            if not settings.may_compute:
+                raise Barrier(next(iter(p.run.values())))
+            if run.keep_going:
+                outcome.failed.update(_failed_since(store, p.failed, started))
+            now, held = _this_round(p, store, run, outcome.failed.keys())
+            if now.run:
+                waiting.reset()
+                outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
+            elif held:
+                waiting.wait(held)
+            else:
+                outcome.skipped = set(p.run) - outcome.failed.keys()
+                break
         except Damaged as e:
             found = e.entries
         except CorruptEntry as e:
             found = [e]
-            if e.removed and _on_a_cluster(scheduler or settings.scheduler):
+            if e.removed and _on_a_cluster(scheduler):
                 # Found on a worker: its warning went to the worker's log, not here.
                 warnings.warn(e.removal_notice(), DamagedEntryWarning, stacklevel=2)
         else:
-            p.stale = stale_among(_cached_used(p, targets), store)
-            return p, values
+            continue
         for entry in found:
             if not entry.removed:
                 raise RuntimeError(
@@ -199,6 +263,98 @@ def execute(
                     f"cache {store.location} sound?"
                 ) from None
             damaged.add(entry.key)
+    outcome.plan.stale = stale_among(_cached_used(outcome.plan, targets), store)
+    outcome.ran, outcome.elsewhere = _who_ran(outcome, store, run, scheduler)
+    return outcome
+
+
+def _failed_since(store: Store, failed: set[str], started: float) -> dict[str, dict[str, Any]]:
+    """The failure records among ``failed`` written since ``started`` (by any run)."""
+    found = {}
+    for key in failed:
+        try:
+            info = store.failure(key)
+        except KeyError:
+            continue
+        if info.get("time", 0) >= started:
+            found[key] = info
+    return found
+
+
+def _this_round(
+    p: Plan, store: Store, run: Run, failed: Iterable[str]
+) -> tuple[Plan, dict[str, Holder]]:
+    """The part of ``p`` to run now: not held by another run, not failed in this one,
+    and not downstream of either; and the live locks of other runs."""
+    held = {
+        key: holder
+        for key, holder in store.holders(p.run).items()
+        if not holder.expired and holder.run != run.id
+    }
+    stopped = _downstream(p, held.keys() | set(failed))
+    now = {h: t for h, t in p.run.items() if h not in stopped}
+    load = {
+        d.hash(): d for t in now.values() for d in t.dependencies() if d.hash() not in now
+    }
+    return Plan(run=now, load=load, failed=p.failed & now.keys()), held
+
+
+def _downstream(p: Plan, seeds: set[str]) -> set[str]:
+    """``seeds`` and every Task of ``p.run`` that depends on one of them."""
+    seeds &= p.run.keys()
+    if not seeds:
+        return seeds
+    users: dict[str, list[str]] = {}
+    for h, t in p.run.items():
+        for d in t.dependencies():
+            users.setdefault(d.hash(), []).append(h)
+    found, stack = set(seeds), list(seeds)
+    while stack:
+        for user in users.get(stack.pop(), ()):
+            if user not in found:
+                found.add(user)
+                stack.append(user)
+    return found
+
+
+class _Waiting:
+    """Waits, with growing pauses, for Tasks that other runs hold; says so now and then."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self.reset()
+
+    def reset(self) -> None:
+        self.pause = 0.05
+        self.said = 0.0
+
+    def wait(self, held: dict[str, Holder]) -> None:
+        if self.show and time.monotonic() - self.said > 5:
+            where = sorted({h.where for h in held.values()})
+            print(
+                f"Waiting for {len(held)} Tasks running elsewhere "
+                f"({', '.join(where[:3])}{' ...' if len(where) > 3 else ''})",
+                file=sys.stderr,
+            )
+            self.said = time.monotonic()
+        time.sleep(self.pause)
+        self.pause = min(1.0, self.pause * 1.5)
+
+
+def _who_ran(outcome: Outcome, store: Store, run: Run, scheduler: Any) -> tuple[set, set]:
+    """Of the Tasks missing at the start and done now: which this run computed, and which
+    other runs did."""
+    done = store.has_many(outcome.plan.run)
+    if scheduler is None:
+        scheduler = _default_client() or "threads"
+    if scheduler in ("sync", "threads"):
+        ran = run.ran & done
+    else:
+        # Jobs ran in other processes: their entries say which run made them.
+        keys = sorted(done)
+        metadata = store.metadata_many(keys)
+        ran = {k for k, m in zip(keys, metadata) if m and m.get("run") == run.id}
+    return ran, done - ran
 
 
 def _on_a_cluster(scheduler: Any) -> bool:
@@ -220,48 +376,50 @@ class Damaged(Exception):
         self.entries = entries
 
 
-def _run_plan(
+def _run_round(
     p: Plan,
     targets: list[Task],
     store: Store,
     scheduler: Any,
-    want_values: bool,
+    run: Run,
     settings: Session,
-) -> dict:
-    values: dict[str, Any] = {}
-    if p.run:
-        from daskbio.graph.to_dask import to_dask
+) -> dict[str, Any]:
+    """Run the Tasks of ``p``; the values of those of ``targets`` it computed."""
+    from daskbio.graph.to_dask import to_dask
 
-        graph, keys = to_dask(p, store)
-        if want_values:
-            wanted = list(dict.fromkeys(t.hash() for t in targets if t.hash() in p.run))
-        else:
-            needed = {d.hash() for t in p.run.values() for d in t.dependencies()}
-            wanted = [h for h in p.run if h not in needed]
-        results = _get(
-            graph,
-            [keys[h] for h in wanted],
-            scheduler or settings.scheduler,
-            settings.workers,
-            settings.progress,
-        )
-        values.update(zip(wanted, results))
-    if want_values:
-        found = []
-        for t in targets:
-            h = t.hash()
-            if h not in values:
-                try:
-                    values[h] = store.load(h)
-                except CorruptEntry as e:
-                    found.append(e)
-        if found:
-            raise Damaged(found)
-    return values
+    graph, keys = to_dask(p, store, run)
+    needed = {d.hash() for t in p.run.values() for d in t.dependencies()}
+    wanted = list(dict.fromkeys([t.hash() for t in targets if t.hash() in p.run]))
+    wanted += [h for h in p.run if h not in needed and h not in wanted]
+    results = _get(graph, [keys[h] for h in wanted], scheduler, settings.workers, settings.progress)
+    targeted = {t.hash() for t in targets}
+    return {
+        h: v
+        for h, v in zip(wanted, results)
+        if h in targeted and not isinstance(v, NotDone)
+    }
+
+
+def _load_targets(targets: list[Task], values: dict[str, Any], store: Store) -> dict[str, Any]:
+    """The cached values of the ``targets`` not in ``values``."""
+    found, loaded = [], {}
+    for t in targets:
+        h = t.hash()
+        if h not in values:
+            try:
+                loaded[h] = store.load(h)
+            except CorruptEntry as e:
+                found.append(e)
+    if found:
+        raise Damaged(found)
+    return loaded
 
 
 def compute(
-    tasks: Any, scheduler: Any = None, cache: Store | str | os.PathLike | None = None
+    tasks: Any,
+    scheduler: Any = None,
+    cache: Store | str | os.PathLike | None = None,
+    keep_going: bool | None = None,
 ) -> Any:
     """Compute ``tasks`` (a Task, or any list/tuple/dict of Tasks) and return their values.
 
@@ -279,6 +437,17 @@ def compute(
         ``daskbio.cache``, else ``<stem>.daskbio/`` beside the running pipeline file or
         notebook; elsewhere (``python -c``, a terminal IPython) there is no default and
         :class:`daskbio.cache.NoDefaultCache` says to give one.
+    keep_going : bool, optional
+        After a Task fails, compute everything that does not depend on it, then raise
+        :class:`~daskbio.graph.job.TasksFailed` listing every failure. By default (the
+        session's setting, else False) the first failure is raised as it happens.
+
+    Raises
+    ------
+    TaskFailed
+        A Task raised (without ``keep_going``); the Tasks already running finish first.
+    TasksFailed
+        Tasks failed (with ``keep_going``).
 
     Examples
     --------
@@ -292,12 +461,15 @@ def compute(
     """
     store = open_store(cache if cache is not None else current_session().store)
     targets = list({t.task.hash(): t.task for t in walk_tasks(tasks)}.values())
-    p, values = execute(targets, store, scheduler)
+    outcome = execute(targets, store, scheduler, keep_going=keep_going)
+    if outcome.failed:
+        raise TasksFailed(outcome.failed)
+    p = outcome.plan
     for note in stale_notes(_cached_used(p, targets), p.stale):
         warnings.warn(note, stacklevel=2)
 
     def value_of(t: Task | Tasklet) -> Any:
-        v = values[t.task.hash()]
+        v = outcome.values[t.task.hash()]
         return t.pick(v) if isinstance(t, Tasklet) else v
 
     return replace_tasks(tasks, value_of)

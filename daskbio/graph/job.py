@@ -11,14 +11,15 @@ import functools
 import os
 import reprlib
 import socket
+import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daskbio.cache import CacheWriteError, CorruptEntry, Store
 from daskbio.cache.arrays import is_dask_array
-from daskbio.cache.signing import KeyFileError
+from daskbio.cache.signing import KeyFileError, token
 from daskbio.graph import chunked, hashing
 from daskbio.graph.files import input_files
 from daskbio.graph.task import Task, Tasklet, replace_tasks
@@ -36,6 +37,61 @@ class TaskFailed(Exception):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.name, self.key, self.details))
+
+
+class TasksFailed(Exception):
+    """Several Tasks failed in a run that kept going (``keep_going=True``); the message
+    lists each one's function, hash and last line of error."""
+
+    def __init__(self, failures: dict[str, dict[str, Any]]) -> None:
+        self.failures = failures
+        lines = [f"{len(failures)} Tasks failed:"]
+        lines += [f"  {failure_line(key, info)}" for key, info in failures.items()]
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.failures,))
+
+
+def failure_line(key: str, info: dict[str, Any]) -> str:
+    """``name hash: last line of the error``, for summaries."""
+    last = (info.get("traceback") or info.get("error") or "").strip().splitlines()
+    return f"{info.get('name', '?')} {key[:12]}: {last[-1] if last else '?'}"
+
+
+@dataclass
+class Run:
+    """What the Jobs of one run share: its id (in its locks and entries), whether it keeps
+    going after a failure, and the lease length of its locks.
+
+    Jobs on this process's threads also report here what they did; on other processes
+    they get a fresh copy (the driver then reads the run id in the entries instead).
+    """
+
+    id: str = field(default_factory=lambda: token(8))
+    keep_going: bool = False
+    lease: float | None = None
+    #: Set when a Task failed and the run does not keep going: queued Jobs do not start.
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: Keys this process computed, and keys it found computed by another run once locked.
+    ran: set[str] = field(default_factory=set, repr=False)
+    elsewhere: set[str] = field(default_factory=set, repr=False)
+
+    def __reduce__(self) -> tuple:
+        return (Run, (self.id, self.keep_going, self.lease))
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("daskbio.Run", self.id, self.keep_going, self.lease)
+
+
+@dataclass(frozen=True)
+class NotDone:
+    """What a Job returns for a Task it did not compute, so that its dependents do not
+    run either: held by another run (``"elsewhere"``), failed (with ``keep_going``),
+    downstream of one of those (``"upstream"``), or not started after a failure."""
+
+    key: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -72,10 +128,11 @@ class Job:
     version: str | None
     fingerprint: str
     store: Store
+    run: Run
     failed_before: bool = True
 
     @classmethod
-    def of(cls, task: Task, store: Store, failed_before: bool = True) -> Job:
+    def of(cls, task: Task, store: Store, run: Run, failed_before: bool = True) -> Job:
         return cls(
             f=task.f,
             args=replace_tasks(task.args, _ref),
@@ -87,6 +144,7 @@ class Job:
             version=task.version,
             fingerprint=hashing.code_fingerprint(task.f),
             store=store,
+            run=run,
             failed_before=failed_before,
         )
 
@@ -104,10 +162,31 @@ _summary.maxother = 60
 def run_job(job: Job, *dep_values: Any) -> Any:
     """Run ``job`` given its dependencies' values, store the result and return it.
 
-    Only the Task's own error, or one storing its result, makes a failure record: a
-    damaged input (already removed, so the run computes it again), a cache that cannot
-    be written or a signing key that cannot be read (the run stops) is not the Task's.
+    The Task is locked first (:meth:`Store.lock`): a Task another run holds is left to
+    it (a :class:`NotDone` comes back), and one committed by another run since the plan
+    was made is loaded instead. Only the Task's own error, or one storing its result,
+    makes a failure record: a damaged input (already removed, so the run computes it
+    again), a cache that cannot be written or a signing key that cannot be read (the run
+    stops) is not the Task's.
     """
+    for value in dep_values:
+        if isinstance(value, NotDone):
+            return NotDone(job.key, "upstream")
+    if job.run.stop.is_set():
+        return NotDone(job.key, "stopped")
+    lease = job.store.lock(job.key, job.run.id, job.run.lease)
+    if lease is None:
+        return NotDone(job.key, "elsewhere")
+    try:
+        if job.store.has(job.key):
+            job.run.elsewhere.add(job.key)
+            return job.store.load(job.key)
+        return _compute(job, dep_values)
+    finally:
+        job.store.unlock(lease)
+
+
+def _compute(job: Job, dep_values: tuple) -> Any:
     args, kwargs = _arguments(job, dep_values)
     # Before the call: the state of the input files the result is computed from.
     inputs = input_files(job.args, job.kwargs)
@@ -119,7 +198,11 @@ def run_job(job: Job, *dep_values: Any) -> Any:
         raise
     except Exception as e:
         _record_failure(job, e)
+        if job.run.keep_going:
+            return NotDone(job.key, "failed")
+        job.run.stop.set()
         raise TaskFailed(job.name, job.key, traceback.format_exc()) from e
+    job.run.ran.add(job.key)
     job.store.add_code_version(job.identity, job.fingerprint)
     if inputs:
         job.store.note_input_files(job.identity)
@@ -178,6 +261,7 @@ def _metadata(job: Job, start: float, inputs: dict[str, list[int]]) -> dict[str,
         "end": time.time(),
         "host": _host(),
         "pid": os.getpid(),
+        "run": job.run.id,
     }
     if inputs:
         meta["inputs"] = inputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daskbio.cache import Store
-from daskbio.graph.job import Job, load_result, run_job
+from daskbio.graph.job import Job, Run, load_result, run_job
 from daskbio.graph.plan import Plan
 
 
@@ -29,7 +29,7 @@ def dask_key(name: str, key: str) -> str:
     return f"{name}-{key}"
 
 
-def to_dask(plan: Plan, store: Store) -> tuple[dict[str, Any], dict[str, str]]:
+def to_dask(plan: Plan, store: Store, run: Run) -> tuple[dict[str, Any], dict[str, str]]:
     """The Dask graph of ``plan`` and the Dask key of each Task in it (by hex hash).
 
     Cached inputs become ``load-<function>`` keys that read the cache on the worker;
@@ -41,7 +41,7 @@ def to_dask(plan: Plan, store: Store) -> tuple[dict[str, Any], dict[str, str]]:
     for h, task in plan.run.items():
         graph[keys[h]] = (
             run_job,
-            Job.of(task, store, h in plan.failed),
+            Job.of(task, store, run, h in plan.failed),
             *(keys[d.hash()] for d in task.dependencies()),
         )
     return graph, keys
