@@ -76,9 +76,9 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
 
     That is: results, failure records and partly written arrays of other Tasks, hidden
     temporary files of interrupted writes over an hour old, and whatever a kept Task's
-    payload folder holds beside what its entry names (an array of a failed or concurrent
-    write: do not clean up while a run writes to the same cache). Partly written arrays
-    of kept Tasks stay, for the next run to resume. With ``dry_run``, nothing is removed
+    payload folder holds beside what its entry names (an array of a failed write). Tasks
+    a live run holds the lock of are left alone, whatever their state. Partly written
+    arrays of kept Tasks stay, for the next run to resume. With ``dry_run``, nothing is removed
     and the bytes are those that would be freed by the first part.
 
     Examples
@@ -90,11 +90,13 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
     >>> removed, store.keys()
     (['cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd'], ['abababababababababababababababab'])
     """
+    # What a live run is computing is left alone: its payload is not committed yet.
+    busy = {k for k, holder in store.holders().items() if not holder.expired}
     found = set(store.keys()) | store.failures() | store.partial()
-    unreached = sorted(k for k in found if k not in keep)
+    unreached = sorted(k for k in found if k not in keep and k not in busy)
     if dry_run:
         return unreached, sum(store.size(k) for k in unreached)
     freed = remove(store, unreached) + store.sweep()
-    for key in store.payloads.keys() & keep:
+    for key in (store.payloads.keys() & keep) - busy:
         freed += store.tidy(key)
     return unreached, freed

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daskbio.cache import CorruptEntry, Store
+from daskbio.cache.leases import Holder
 from daskbio.graph.files import changed_inputs
 from daskbio.graph.hashing import code_fingerprint
 from daskbio.graph.task import Task
@@ -31,6 +32,7 @@ class Counts:
     total: int = 0
     done: int = 0
     failed: int = 0
+    running: int = 0
     waiting: int = 0
     stale: int = 0
     ran: int = 0
@@ -46,14 +48,19 @@ class Status:
         :class:`Counts` by function name.
     stale : dict
         Why each stale result is stale, by Task hash (see :func:`stale_results`).
+    running : dict
+        Who is computing each Task being computed now (a run's live lock), by hash.
     """
 
     counts: dict[str, Counts] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
+    running: dict[str, Holder] = field(default_factory=dict)
 
 
 def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
-    """Count ``tasks`` by function: done, failed, waiting and (``with_stale``) stale.
+    """Count ``tasks`` by function: done, failed, running (locked by a live run: a Task
+    that failed before and runs again counts as running), waiting and (``with_stale``)
+    stale.
 
     Examples
     --------
@@ -68,6 +75,11 @@ def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
     """
     present, failed = store.lookup(t.hash() for t in tasks)
     result = Status()
+    missing = {t.hash() for t in tasks} - present
+    if missing:
+        result.running = {
+            k: holder for k, holder in store.holders(missing).items() if not holder.expired
+        }
     for t in tasks:
         c = result.counts.get(t.name)
         if c is None:
@@ -76,10 +88,12 @@ def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
         h = t.hash()
         if h in present:
             c.done += 1
+        elif h in result.running:
+            c.running += 1
         elif h in failed:
             c.failed += 1
     for c in result.counts.values():
-        c.waiting = c.total - c.done - c.failed
+        c.waiting = c.total - c.done - c.failed - c.running
     if with_stale:
         result.stale = stale_results(tasks, store, present)
         for t in tasks:

@@ -103,7 +103,14 @@ def test_a_daskbio_key_in_a_dask_config_file_is_read(tmp_path):
 
 def test_status_json_counts_per_function(chain):
     report = status(chain)
-    assert report["double"] == {"total": 4, "done": 4, "failed": 0, "waiting": 0, "stale": 0}
+    assert report["double"] == {
+        "total": 4,
+        "done": 4,
+        "failed": 0,
+        "running": 0,
+        "waiting": 0,
+        "stale": 0,
+    }
     assert report["combine"]["done"] == 1
 
 

@@ -8,11 +8,21 @@ from pathlib import Path
 
 import click
 
+from daskbio.cache.leases import Holder
 from daskbio.cli import main
 from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, print_table
 from daskbio.status import status as pipeline_status
 
-COLUMNS = ["total", "done", "failed", "waiting", "stale"]
+COLUMNS = ["total", "done", "failed", "running", "waiting", "stale"]
+
+
+def running_summary(running: dict[str, Holder]) -> str:
+    """Where the Tasks running now run: one ``host:pid (N Tasks)`` per process."""
+    where: dict[str, int] = {}
+    for holder in running.values():
+        where[holder.where] = where.get(holder.where, 0) + 1
+    shown = ", ".join(f"{w} ({n})" for w, n in sorted(where.items()))
+    return f"Running now: {len(running)} Tasks, in {shown}"
 
 
 def stale_summary(stale: dict[str, str]) -> str:
@@ -33,7 +43,8 @@ def stale_summary(stale: dict[str, str]) -> str:
 )
 @cache_option
 def status(file: Path, as_json: bool, cache: str | None) -> None:
-    """Show, per function, how many of FILE's Tasks are done, failed, waiting, and stale
+    """Show, per function, how many of FILE's Tasks are done, failed, running (in any run
+    on the cache, on any machine: the hosts and processes are listed), waiting, and stale
     (done, but computed by code that has changed since, from an input file that has
     changed since, or from a stale result).
 
@@ -54,6 +65,8 @@ def status(file: Path, as_json: bool, cache: str | None) -> None:
         else:
             print_table(f"{pipeline.path}", counts, COLUMNS)
             click.echo(f"Cache: {store.location}")
+            if report.running:
+                click.echo(running_summary(report.running))
             if report.stale:
                 click.echo(stale_summary(report.stale))
         if pipeline.barrier is not None:

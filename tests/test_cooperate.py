@@ -1,0 +1,232 @@
+"""Many ``daskbio run`` processes on one cache: each Task computed once, held Tasks waited
+for, a dead holder's Tasks taken over after its lease, and ``--keep-going``.
+
+Every Task appends a line to a log (O_APPEND: one write per line, whole), so a test
+counts executions exactly, across processes.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daskbio import compute
+from daskbio.cache import FileSystemStore, Kind, open_store
+from daskbio.graph.job import TasksFailed
+from daskbio.pipeline import load
+
+PIPELINE = """
+import os
+import time
+
+from daskbio import TaskGenerator
+
+LOG = os.environ["COOP_LOG"]
+FAIL = {int(x) for x in os.environ.get("COOP_FAIL", "").split(",") if x}
+
+
+def note(what):
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"{what} {os.getpid()}\\n".encode())
+    os.close(fd)
+
+
+@TaskGenerator
+def work(i):
+    note(f"work-{i}")
+    time.sleep(float(os.environ.get("COOP_SLEEP", "0.5")))
+    if i in FAIL:
+        raise ValueError(f"broken {i}")
+    return i * i
+
+
+@TaskGenerator
+def total(parts):
+    note("total")
+    return sum(parts)
+
+
+parts = [work(i) for i in range(int(os.environ.get("COOP_N", "40")))]
+if os.environ.get("COOP_TOTAL", "1") == "1":
+    result = total(parts)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pipeline.py").write_text(PIPELINE)
+    return tmp_path
+
+
+def _env(project: Path, **settings: str) -> dict[str, str]:
+    env = {**os.environ, "COOP_LOG": str(project / "log")}
+    env.update({f"COOP_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def _start(project: Path, *options: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "daskbio", "run", "pipeline.py", "--workers", "2", *options],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _executions(project: Path) -> collections.Counter:
+    lines = (project / "log").read_text().split()
+    return collections.Counter(lines[::2])
+
+
+def _store(project: Path) -> FileSystemStore:
+    return FileSystemStore(project / "pipeline.daskbio")
+
+
+def test_four_runs_started_together_compute_each_task_once(project: Path):
+    env = _env(project)
+    runs = [_start(project, env=env) for _ in range(4)]
+    outputs = [r.communicate(timeout=300) for r in runs]
+    for r, (out, err) in zip(runs, outputs):
+        assert r.returncode == 0, out + err
+    executions = _executions(project)
+    assert executions == collections.Counter({**{f"work-{i}": 1 for i in range(40)}, "total": 1})
+    assert len(set((project / "log").read_text().split()[1::2])) > 1  # the work was shared
+    store = _store(project)
+    total = [k for k in list(store.keys()) if store.metadata(k)["name"] == "total"]
+    assert [store.load(k) for k in total] == [sum(i * i for i in range(40))]
+    # Each run says how many Tasks it ran, and how many came from the others.
+    ran = 0
+    for out, _ in outputs:
+        if "came from other runs" in out:
+            line = next(x for x in out.splitlines() if "came from other runs" in x)
+            ran += int(line.split("computed ")[1].split()[0])
+    assert ran == 41
+    assert not list(_store(project).index.list(Kind.LOCK))
+
+
+def _killed_holding_two(project: Path, env: dict[str, str]) -> int:
+    """Start a run of slow Tasks, SIGKILL it once it holds two; its pid."""
+    first = _start(project, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (project / "log").exists() and len(_executions(project)) >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        first.kill()
+        pytest.fail("the first run started no Task")
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    return first.pid
+
+
+def _daskbio(project: Path, *args: str, env: dict[str, str]) -> str:
+    r = subprocess.run(
+        [sys.executable, "-m", "daskbio", *args, "pipeline.py"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _slow(project: Path) -> dict[str, str]:
+    env = _env(project, sleep="120", n="6")
+    # A short lease, so that the test does not wait a minute for the dead holder's.
+    env["DASK_DASKBIO__LEASE"] = "2"
+    return env
+
+
+def test_status_shows_running_tasks_and_cleanup_removes_expired_locks(project: Path):
+    env = _slow(project)
+    pid = _killed_holding_two(project, env)
+    shown = _daskbio(project, "status", env=env)
+    assert f"Running now: 2 Tasks, in {socket.gethostname()}:{pid} (2)" in shown
+    assert _daskbio(project, "status", "--json", env=env).count('"running": 2') == 1
+    assert "Removed 0 expired locks" in _daskbio(project, "cleanup", "--locks", env=env)
+    time.sleep(2.2)
+    assert "Running now" not in _daskbio(project, "status", env=env)
+    assert f"Would remove 2 expired locks (of {socket.gethostname()}:{pid})" in _daskbio(
+        project, "cleanup", "--locks", "--dry-run", env=env
+    )
+    assert len(_store(project).holders()) == 2
+    assert "Removed 2 expired locks" in _daskbio(project, "cleanup", "--locks", env=env)
+    assert _store(project).holders() == {}
+
+
+def test_a_run_killed_while_holding_tasks_is_taken_over_after_its_lease(project: Path):
+    slow = _slow(project)
+    _killed_holding_two(project, slow)
+    held = _store(project).holders()
+    assert len(held) == 2 and all(not h.expired for h in held.values())
+    killed = set(_executions(project))
+
+    second = _start(project, env={**slow, "COOP_SLEEP": "0.1"})
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, out + err
+    assert "Waiting for 2 Tasks running elsewhere" in err
+    executions = _executions(project)
+    # The killed run's two Tasks ran twice (it died before committing), the rest once.
+    assert all(executions[k] == 2 for k in killed)
+    assert sum(executions.values()) == 6 + 1 + len(killed)
+    assert not _store(project).holders()
+
+
+def test_keep_going_computes_everything_a_failure_does_not_stop(project: Path):
+    env = _env(project, sleep="0", n="20", fail="3,7,11", total="0")
+    r = _start(project, "--keep-going", env=env)
+    out, err = r.communicate(timeout=120)
+    assert r.returncode == 1, out + err
+    assert len(_store(project).keys()) == 17
+    assert "3 Tasks failed:" in err
+    for i in (3, 7, 11):
+        assert f"ValueError: broken {i}" in err
+    assert "Traceback" not in err
+    assert _executions(project) == collections.Counter({f"work-{i}": 1 for i in range(20)})
+
+
+def test_keep_going_skips_what_depends_on_a_failure(project: Path):
+    env = _env(project, sleep="0", n="5", fail="2")
+    r = _start(project, "--keep-going", env=env)
+    out, err = r.communicate(timeout=120)
+    assert r.returncode == 1, out
+    assert "1 Tasks failed:" in err and "ValueError: broken 2" in err
+    assert "1 Tasks that depend on them were not run." in err
+    assert "total" not in _executions(project)
+    assert len(_store(project).keys()) == 4
+
+
+def test_without_keep_going_a_failure_stops_new_tasks_and_running_ones_commit(project: Path):
+    env = _env(project, sleep="0.3", n="20", fail="0", total="0")
+    r = _start(project, env=env)
+    out, err = r.communicate(timeout=120)
+    assert r.returncode == 1, out + err
+    started = set(_executions(project))
+    assert 1 <= len(started) < 20
+    committed = len(_store(project).keys())
+    assert committed == len(started) - 1  # all but the failed one
+
+
+def test_compute_keep_going_raises_every_failure_at_the_end(project: Path, monkeypatch):
+    for name, value in _env(project, sleep="0", n="6", fail="1,4", total="0").items():
+        monkeypatch.setenv(name, value)
+    store = open_store(project / "cache")
+    with load(project / "pipeline.py", store) as pipeline, pytest.raises(TasksFailed) as e:
+        compute(pipeline.tasks, cache=store, keep_going=True)
+    assert sorted(e.value.failures) == sorted(
+        t.hash() for t in pipeline.tasks if t.name == "work" and t.args[0] in (1, 4)
+    )
+    assert "ValueError: broken 1" in str(e.value) and "ValueError: broken 4" in str(e.value)
+    assert len(store.keys()) == 4
