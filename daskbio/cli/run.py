@@ -156,9 +156,7 @@ def compute_pipeline(
             sys.exit(1)
 
 
-def _report(
-    pipeline, store, start: float, ran: set[str] | None, all_cached: bool = False
-) -> None:
+def _report(pipeline, store, start: float, ran: set[str] | None, all_cached: bool = False) -> None:
     """Print what the run did: one line when all was cached, else a table per function."""
     elapsed = time.perf_counter() - start
     if all_cached:

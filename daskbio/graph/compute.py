@@ -293,9 +293,7 @@ def _this_round(
     }
     stopped = _downstream(p, held.keys() | set(failed))
     now = {h: t for h, t in p.run.items() if h not in stopped}
-    load = {
-        d.hash(): d for t in now.values() for d in t.dependencies() if d.hash() not in now
-    }
+    load = {d.hash(): d for t in now.values() for d in t.dependencies() if d.hash() not in now}
     return Plan(run=now, load=load, failed=p.failed & now.keys()), held
 
 
@@ -393,11 +391,7 @@ def _run_round(
     wanted += [h for h in p.run if h not in needed and h not in wanted]
     results = _get(graph, [keys[h] for h in wanted], scheduler, settings.workers, settings.progress)
     targeted = {t.hash() for t in targets}
-    return {
-        h: v
-        for h, v in zip(wanted, results)
-        if h in targeted and not isinstance(v, NotDone)
-    }
+    return {h: v for h, v in zip(wanted, results) if h in targeted and not isinstance(v, NotDone)}
 
 
 def _load_targets(targets: list[Task], values: dict[str, Any], store: Store) -> dict[str, Any]:
