@@ -107,36 +107,38 @@ class FileIndex(Index):
         finally:
             os.close(fd)
 
-    def _temporary(self, kind: Kind, key: str, data: bytes) -> tuple[str, str]:
-        """Write ``data`` beside the record's place; return (temporary path, final path)."""
-        final = self._path(kind, key)
-        folder = os.path.dirname(final)
+    def _write_new(self, path: str, data: bytes) -> None:
+        """Create the file ``path`` (it must not exist: ``FileExistsError``) holding ``data``."""
+        folder = os.path.dirname(path)
         dir_mode, file_mode = self.modes()
         if folder not in self._made:
             if not os.path.isdir(self.location):
                 make_folder(self.location, dir_mode)
             make_folder(folder, dir_mode)
             self._made.add(folder)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode)
+        try:
+            if file_mode & 0o077:
+                # A umask only takes bits away: owner-only needs nothing more, shared
+                # modes are set whatever the umask.
+                os.fchmod(fd, file_mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+
+    def _temporary(self, kind: Kind, key: str, data: bytes) -> tuple[str, str]:
+        """Write ``data`` beside the record's place; return (temporary path, final path)."""
+        final = self._path(kind, key)
         # A name nobody can guess, created anew: no file or link planted by someone
         # sharing the folder is ever written through.
         name = f".tmp-{os.path.basename(final)}-{self._secret}-{next(self._count)}"
-        tmp = os.path.join(folder, name)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode)
-            try:
-                if file_mode & 0o077:
-                    # A umask only takes bits away: owner-only needs nothing more, shared
-                    # modes are set whatever the umask.
-                    os.fchmod(fd, file_mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        tmp = os.path.join(os.path.dirname(final), name)
+        self._write_new(tmp, data)
         return tmp, final
 
     def put(self, kind: Kind, key: str, data: bytes) -> None:
@@ -149,19 +151,13 @@ class FileIndex(Index):
             raise
 
     def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
-        tmp, final = self._temporary(kind, key, data)
+        # O_EXCL is atomic on local filesystems and on NFS v3 and v4 (which create
+        # exclusively on the server). A reader may see the record empty for the instant
+        # between the create and the write: leases.take allows for that.
         try:
-            # link(2) fails if the record exists, atomically, on local disks and on NFS
-            # (where O_EXCL was not always honoured). NFS may report a link made when
-            # its reply was lost as failed: the temporary file's link count tells.
-            os.link(tmp, final)
+            self._write_new(self._path(kind, key), data)
         except FileExistsError:
-            return os.stat(tmp).st_nlink == 2
-        except OSError:
-            if os.stat(tmp).st_nlink != 2:
-                raise
-        finally:
-            os.unlink(tmp)
+            return False
         return True
 
     def remove(self, kind: Kind, key: str) -> int:

@@ -13,13 +13,14 @@ must keep their clocks within a fraction of the lease (NTP does).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.signing import token
@@ -65,7 +66,16 @@ class Holder:
         return f"{self.host}:{self.pid}"
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        # By hand: dataclasses.asdict costs more than the rest of taking a lock.
+        fields = {
+            "host": self.host,
+            "pid": self.pid,
+            "run": self.run,
+            "start": self.start,
+            "expires": self.expires,
+            "token": self.token,
+        }
+        return json.dumps(fields).encode()
 
     @classmethod
     def from_bytes(cls, record: bytes) -> Holder | None:
@@ -89,7 +99,7 @@ class Lease:
     lost: bool = False
 
     def _renew(self) -> None:
-        holder = Holder(**{**asdict(self.holder), "expires": time.time() + self.length})
+        holder = dataclasses.replace(self.holder, expires=time.time() + self.length)
         record = holder.to_bytes()
         if self.index.swap(Kind.LOCK, self.key, self.record, record, ttl=self.length):
             self.holder, self.record = holder, record
@@ -98,44 +108,54 @@ class Lease:
 
 
 class Renewer:
-    """Renews the leases of one process from one background thread."""
+    """Renews the leases of one process from one background thread.
+
+    Most Tasks finish long before their lease needs renewing: adding and discarding a
+    lease is a dict operation (atomic under the GIL), and the thread wakes every third
+    of the shortest lease it has seen (woken early only by a shorter one).
+    """
 
     def __init__(self) -> None:
         self._leases: dict[int, Lease] = {}
-        self._guard = threading.Lock()
-        self._wake = threading.Event()
+        self._start = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pause = float("inf")
+        self._shorter = threading.Event()
 
     def add(self, lease: Lease) -> None:
-        with self._guard:
-            self._leases[id(lease)] = lease
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name="daskbio-leases", daemon=True
-                )
-                self._thread.start()
-        self._wake.set()
+        self._leases[id(lease)] = lease
+        if lease.length / 3 < self._pause:
+            with self._start:
+                self._pause = min(self._pause, lease.length / 3)
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="daskbio-leases", daemon=True
+                    )
+                    self._thread.start()
+                self._shorter.set()
 
     def discard(self, lease: Lease) -> None:
-        with self._guard:
-            self._leases.pop(id(lease), None)
+        self._leases.pop(id(lease), None)
 
     def _loop(self) -> None:
         while True:
-            with self._guard:
-                leases = list(self._leases.values())
+            self._shorter.wait(self._pause)
+            self._shorter.clear()
             now = time.time()
-            due = [x for x in leases if x.holder.expires - now < x.length * 2 / 3]
-            for lease in due:
+            for lease in list(self._leases.values()):
+                if lease.holder.expires - now > lease.length * 2 / 3:
+                    continue
                 try:
                     lease._renew()
                 except OSError:
                     # A cache briefly unreachable: try again at the next turn, while
                     # the lease still runs.
                     continue
-            wait = min((x.length / 3 for x in leases), default=None)
-            self._wake.wait(wait)
-            self._wake.clear()
+                except Exception:
+                    # The store cannot be used any more (the interpreter is exiting):
+                    # the lease will run out, as its holder's would.
+                    lease.lost = True
+                    self.discard(lease)
 
 
 @functools.cache
@@ -150,23 +170,36 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
     now = time.time()
     holder = Holder(_host(), os.getpid(), run, now, now + length, token(8))
     record = holder.to_bytes()
-    if not index.create(Kind.LOCK, key, record, ttl=length):
+    # A second attempt only when the lock was released between the create and the read.
+    for _ in range(2):
+        if index.create(Kind.LOCK, key, record, ttl=length):
+            break
         try:
-            found = index.get(Kind.LOCK, key)
+            found = _holder_record(index, key)
         except KeyError:
-            # Released in the meantime: one more try, and no more (a busy key).
-            if not index.create(Kind.LOCK, key, record, ttl=length):
-                return None
-        else:
-            seen = Holder.from_bytes(found)
-            # A record that names no holder is debris (no backend writes one by halves).
-            if seen is not None and not seen.expired:
-                return None
-            if not index.swap(Kind.LOCK, key, found, record, ttl=length):
-                return None
+            continue
+        seen = Holder.from_bytes(found)
+        if seen is not None and not seen.expired:
+            return None
+        if not index.swap(Kind.LOCK, key, found, record, ttl=length):
+            return None
+        break
+    else:
+        return None
     lease = Lease(key, index, holder, record, length)
     renewer().add(lease)
     return lease
+
+
+def _holder_record(index: Index, key: str) -> bytes:
+    """The lock record of ``key``, read again if it names no holder yet: it may have been
+    caught between its create and its write (FileIndex.create). One that still names
+    none a moment later is debris of a crash, and may be taken over."""
+    found = index.get(Kind.LOCK, key)
+    if Holder.from_bytes(found) is None:
+        time.sleep(0.01)
+        found = index.get(Kind.LOCK, key)
+    return found
 
 
 def release(lease: Lease) -> None:
