@@ -105,12 +105,7 @@ def test_four_runs_started_together_compute_each_task_once(project: Path):
     total = [k for k in list(store.keys()) if store.metadata(k)["name"] == "total"]
     assert [store.load(k) for k in total] == [sum(i * i for i in range(40))]
     # Each run says how many Tasks it ran, and how many came from the others.
-    ran = 0
-    for out, _ in outputs:
-        if "came from other runs" in out:
-            line = next(x for x in out.splitlines() if "came from other runs" in x)
-            ran += int(line.split("computed ")[1].split()[0])
-    assert ran == 41
+    assert sum(_computed(out) for out, _ in outputs) == 41
     assert not list(_store(project).index.list(Kind.LOCK))
 
 
@@ -230,3 +225,30 @@ def test_compute_keep_going_raises_every_failure_at_the_end(project: Path, monke
     )
     assert "ValueError: broken 1" in str(e.value) and "ValueError: broken 4" in str(e.value)
     assert len(store.keys()) == 4
+
+
+def _computed(out: str) -> int:
+    """N in the summary line 'This run computed N Tasks[; M came from other runs ...]'."""
+    line = next(x for x in out.splitlines() if x.startswith("This run computed"))
+    return int(line.split()[3])
+
+
+def test_a_run_on_a_local_cluster_and_one_on_threads_share_the_work(project: Path):
+    env = _env(project, sleep="1", n="24")
+    on_cluster = _start(project, "--scheduler", "local", env=env)
+    on_threads = _start(project, env=env)
+    outputs = []
+    for r in (on_cluster, on_threads):
+        out, err = r.communicate(timeout=300)
+        assert r.returncode == 0, out + err
+        outputs.append(out)
+    assert _executions(project) == collections.Counter(
+        {**{f"work-{i}": 1 for i in range(24)}, "total": 1}
+    )
+    # The cluster run's Tasks ran on its workers: it counts them by the run id in the
+    # entries they committed.
+    store = _store(project)
+    runs = collections.Counter(store.metadata(k)["run"] for k in list(store.keys()))
+    computed = [_computed(out) for out in outputs]
+    assert sorted(computed) == sorted(runs.values()) and sum(computed) == 25
+    assert min(computed) > 0

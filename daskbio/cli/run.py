@@ -142,10 +142,11 @@ def compute_pipeline(
         for note in stale_notes(pipeline.tasks, outcome.plan.stale):
             click.echo(f"Note: {note}.")
         _report(pipeline, store, start, outcome.ran, not outcome.plan.run)
-        if outcome.elsewhere:
+        if outcome.plan.run:
+            others = len(outcome.elsewhere)
             click.echo(
-                f"This run computed {len(outcome.ran)} Tasks; {len(outcome.elsewhere)} came "
-                "from other runs on the same cache."
+                f"This run computed {len(outcome.ran)} Tasks"
+                + (f"; {others} came from other runs on the same cache." if others else ".")
             )
         if outcome.failed:
             click.echo(str(TasksFailed(outcome.failed)), err=True)
