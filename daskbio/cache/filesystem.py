@@ -151,13 +151,20 @@ class FileIndex(Index):
             raise
 
     def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
-        # O_EXCL is atomic on local filesystems and on NFS v3 and v4 (which create
-        # exclusively on the server). A reader may see the record empty for the instant
-        # between the create and the write: leases.take allows for that.
+        tmp, final = self._temporary(kind, key, data)
         try:
-            self._write_new(self._path(kind, key), data)
+            # link(2) of a whole file: the record is never seen empty or half written,
+            # and the link fails if the record exists, atomically, on local disks and on
+            # NFS. NFS may report a link made when its reply was lost as failed: the
+            # temporary file's link count tells.
+            os.link(tmp, final)
         except FileExistsError:
-            return False
+            return os.stat(tmp).st_nlink == 2
+        except OSError:
+            if os.stat(tmp).st_nlink != 2:
+                raise
+        finally:
+            os.unlink(tmp)
         return True
 
     def remove(self, kind: Kind, key: str) -> int:

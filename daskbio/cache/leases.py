@@ -175,10 +175,11 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
         if index.create(Kind.LOCK, key, record, ttl=length):
             break
         try:
-            found = _holder_record(index, key)
+            found = index.get(Kind.LOCK, key)
         except KeyError:
             continue
         seen = Holder.from_bytes(found)
+        # A record that names no holder is debris (no backend shows one half written).
         if seen is not None and not seen.expired:
             return None
         if not index.swap(Kind.LOCK, key, found, record, ttl=length):
@@ -189,17 +190,6 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
     lease = Lease(key, index, holder, record, length)
     renewer().add(lease)
     return lease
-
-
-def _holder_record(index: Index, key: str) -> bytes:
-    """The lock record of ``key``, read again if it names no holder yet: it may have been
-    caught between its create and its write (FileIndex.create). One that still names
-    none a moment later is debris of a crash, and may be taken over."""
-    found = index.get(Kind.LOCK, key)
-    if Holder.from_bytes(found) is None:
-        time.sleep(0.01)
-        found = index.get(Kind.LOCK, key)
-    return found
 
 
 def release(lease: Lease) -> None:

@@ -238,7 +238,7 @@ def execute(
                 waiting.reset()
                 outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
             elif held:
-                waiting.wait(held)
+                waiting.wait(store, held)
             else:
                 outcome.skipped = set(p.run) - outcome.failed.keys()
                 break
@@ -316,7 +316,12 @@ def _downstream(p: Plan, seeds: set[str]) -> set[str]:
 
 
 class _Waiting:
-    """Waits, with growing pauses, for Tasks that other runs hold; says so now and then."""
+    """Waits, with growing pauses, for Tasks that other runs hold; says so now and then.
+
+    While it waits it watches only the Tasks held (are they committed? are their locks
+    still the same?), so that a waiting run costs the runs it waits for almost nothing;
+    the whole pipeline is planned again once one of them has changed.
+    """
 
     def __init__(self, show: bool) -> None:
         self.show = show
@@ -326,17 +331,23 @@ class _Waiting:
         self.pause = 0.05
         self.said = 0.0
 
-    def wait(self, held: dict[str, Holder]) -> None:
-        if self.show and time.monotonic() - self.said > 5:
-            where = sorted({h.where for h in held.values()})
-            print(
-                f"Waiting for {len(held)} Tasks running elsewhere "
-                f"({', '.join(where[:3])}{' ...' if len(where) > 3 else ''})",
-                file=sys.stderr,
-            )
-            self.said = time.monotonic()
-        time.sleep(self.pause)
-        self.pause = min(1.0, self.pause * 1.5)
+    def wait(self, store: Store, held: dict[str, Holder]) -> None:
+        while True:
+            if self.show and time.monotonic() - self.said > 5:
+                where = sorted({h.where for h in held.values()})
+                print(
+                    f"Waiting for {len(held)} Tasks running elsewhere "
+                    f"({', '.join(where[:3])}{' ...' if len(where) > 3 else ''})",
+                    file=sys.stderr,
+                )
+                self.said = time.monotonic()
+            time.sleep(self.pause)
+            self.pause = min(1.0, self.pause * 1.5)
+            if store.has_many(held):
+                return
+            now = store.holders(held)
+            if any(k not in now or now[k].expired or now[k] != h for k, h in held.items()):
+                return
 
 
 def _who_ran(outcome: Outcome, store: Store, run: Run, scheduler: Any) -> tuple[set, set]:
