@@ -16,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from daskbio import compute
 from daskbio.cache import FileSystemStore, Kind, open_store
 from daskbio.graph.job import TasksFailed
+from daskbio.invalidation import cleanup
 from daskbio.pipeline import load
 
 PIPELINE = """
@@ -252,3 +254,18 @@ def test_a_run_on_a_local_cluster_and_one_on_threads_share_the_work(project: Pat
     computed = [_computed(out) for out in outputs]
     assert sorted(computed) == sorted(runs.values()) and sum(computed) == 25
     assert min(computed) > 0
+
+
+def test_cleanup_leaves_alone_what_a_live_run_is_writing(tmp_path: Path):
+    store = FileSystemStore(tmp_path / "cache")
+    busy, dead = "ab" * 16, "cd" * 16
+    for key in (busy, dead):
+        store.begin_array(key, (4, 4), np.dtype("f8"), (2, 2), "writing")
+        store.write_chunk(key, (0, 0), np.ones((2, 2)), "writing")
+    lease = store.lock(busy, "live run")
+    removed, _ = cleanup(store, keep=set())
+    assert removed == [dead]
+    assert store.partial() == {busy}
+    store.unlock(lease)
+    assert cleanup(store, keep=set())[0] == [busy]
+    assert store.partial() == set()
