@@ -91,7 +91,7 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
     (['cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd'], ['abababababababababababababababab'])
     """
     # What a live run is computing is left alone: its payload is not committed yet.
-    busy = {k for k, holder in store.holders().items() if not holder.expired}
+    busy = {k for k, holder in store.holders().items() if holder.live}
     found = set(store.keys()) | store.failures() | store.partial()
     unreached = sorted(k for k in found if k not in keep and k not in busy)
     if dry_run:

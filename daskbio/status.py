@@ -77,9 +77,7 @@ def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
     result = Status()
     missing = {t.hash() for t in tasks} - present
     if missing:
-        result.running = {
-            k: holder for k, holder in store.holders(missing).items() if not holder.expired
-        }
+        result.running = {k: holder for k, holder in store.holders(missing).items() if holder.live}
     for t in tasks:
         c = result.counts.get(t.name)
         if c is None:

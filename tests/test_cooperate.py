@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from daskbio import compute
-from daskbio.cache import FileSystemStore, Kind, open_store
+from daskbio.cache import FileSystemStore, Kind, leases, open_store
 from daskbio.graph.job import TasksFailed
 from daskbio.invalidation import cleanup
 from daskbio.pipeline import load
@@ -111,20 +111,21 @@ def test_four_runs_started_together_compute_each_task_once(project: Path):
     assert not list(_store(project).index.list(Kind.LOCK))
 
 
-def _killed_holding_two(project: Path, env: dict[str, str]) -> int:
-    """Start a run of slow Tasks, SIGKILL it once it holds two; its pid."""
+def _holding_two(project: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start a run of slow Tasks; return once it is computing two."""
     first = _start(project, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (project / "log").exists() and len(_executions(project)) >= 2:
-            break
+            return first
         time.sleep(0.05)
-    else:
-        first.kill()
-        pytest.fail("the first run started no Task")
-    first.send_signal(signal.SIGKILL)
-    first.communicate()
-    return first.pid
+    first.kill()
+    pytest.fail("the first run started no Task")
+
+
+def _kill(run: subprocess.Popen) -> None:
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
 
 
 def _daskbio(project: Path, *args: str, env: dict[str, str]) -> str:
@@ -136,26 +137,22 @@ def _daskbio(project: Path, *args: str, env: dict[str, str]) -> str:
         text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
+    return r.stdout + r.stderr
 
 
-def _slow(project: Path) -> dict[str, str]:
+def test_status_shows_running_tasks_and_cleanup_removes_dead_ones_locks(project: Path):
     env = _env(project, sleep="120", n="6")
-    # A short lease, so that the test does not wait a minute for the dead holder's.
-    env["DASK_DASKBIO__LEASE"] = "2"
-    return env
-
-
-def test_status_shows_running_tasks_and_cleanup_removes_expired_locks(project: Path):
-    env = _slow(project)
-    pid = _killed_holding_two(project, env)
-    shown = _daskbio(project, "status", env=env)
-    assert f"Running now: 2 Tasks, in {socket.gethostname()}:{pid} (2)" in shown
-    assert _daskbio(project, "status", "--json", env=env).count('"running": 2') == 1
-    assert "Removed 0 expired locks" in _daskbio(project, "cleanup", "--locks", env=env)
-    time.sleep(2.2)
+    first = _holding_two(project, env)
+    try:
+        shown = _daskbio(project, "status", env=env)
+        assert f"Running now: 2 Tasks, in {socket.gethostname()}:{first.pid} (2)" in shown
+        assert _daskbio(project, "status", "--json", env=env).count('"running": 2') == 1
+        assert "Removed 0 expired locks" in _daskbio(project, "cleanup", "--locks", env=env)
+    finally:
+        _kill(first)
+    # Its process is gone: its locks no longer hold, lease or not.
     assert "Running now" not in _daskbio(project, "status", env=env)
-    assert f"Would remove 2 expired locks (of {socket.gethostname()}:{pid})" in _daskbio(
+    assert f"Would remove 2 expired locks (of {socket.gethostname()}:{first.pid})" in _daskbio(
         project, "cleanup", "--locks", "--dry-run", env=env
     )
     assert len(_store(project).holders()) == 2
@@ -163,22 +160,41 @@ def test_status_shows_running_tasks_and_cleanup_removes_expired_locks(project: P
     assert _store(project).holders() == {}
 
 
-def test_a_run_killed_while_holding_tasks_is_taken_over_after_its_lease(project: Path):
-    slow = _slow(project)
-    _killed_holding_two(project, slow)
+def test_a_run_killed_while_holding_tasks_on_this_machine_is_taken_over_at_once(project: Path):
+    env = _env(project, sleep="120", n="6")
+    _kill(_holding_two(project, env))
     held = _store(project).holders()
     assert len(held) == 2 and all(not h.expired for h in held.values())
     killed = set(_executions(project))
 
-    second = _start(project, env={**slow, "COOP_SLEEP": "0.1"})
-    out, err = second.communicate(timeout=120)
-    assert second.returncode == 0, out + err
-    assert "Waiting for 2 Tasks running elsewhere" in err
+    out = _daskbio(project, "run", env={**env, "COOP_SLEEP": "0.1"})
+    assert "Waiting" not in out
     executions = _executions(project)
     # The killed run's two Tasks ran twice (it died before committing), the rest once.
     assert all(executions[k] == 2 for k in killed)
     assert sum(executions.values()) == 6 + 1 + len(killed)
     assert not _store(project).holders()
+
+
+def test_tasks_held_by_a_lost_machine_are_taken_over_after_the_lease(project, monkeypatch):
+    env = _env(project, sleep="0.1", n="6")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = _store(project)
+    with load(project / "pipeline.py", store, may_compute=False) as pipeline:
+        lost = [t.hash() for t in pipeline.tasks if t.name == "work"][:2]
+    now = time.time()
+    for key in lost:
+        holder = leases.Holder("node-that-died", 4242, "lost", now, now + 3, "t0")
+        assert store.index.create(Kind.LOCK, key, holder.to_bytes())
+
+    out = _daskbio(project, "run", env=env)
+    assert "Waiting for 2 Tasks running elsewhere (node-that-died:4242)" in out
+    assert time.time() - now > 3  # not before the lease ran out
+    assert _executions(project) == collections.Counter(
+        {**{f"work-{i}": 1 for i in range(6)}, "total": 1}
+    )
+    assert not store.holders()
 
 
 def test_keep_going_computes_everything_a_failure_does_not_stop(project: Path):

@@ -79,7 +79,14 @@ def test_a_deleted_chunk_is_found_by_verify_and_its_task_computed_again_not_read
     assert f"image ({first}) is damaged" in checked.stdout and "is missing" in checked.stdout
     assert "Checked 4 entries: 3 sound, 1 damaged" in checked.stdout
     report = json.loads(daskbio("status", pipeline, "--json", check=True).stdout)
-    assert report["image"] == {"total": 2, "done": 1, "failed": 0, "waiting": 1, "stale": 0}
+    assert report["image"] == {
+        "total": 2,
+        "done": 1,
+        "failed": 0,
+        "running": 0,
+        "waiting": 1,
+        "stale": 0,
+    }
 
     daskbio("invalidate", "total", "-f", pipeline, check=True)
     daskbio("run", pipeline, check=True)

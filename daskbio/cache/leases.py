@@ -61,6 +61,23 @@ class Holder:
         return time.time() > self.expires
 
     @property
+    def live(self) -> bool:
+        """Whether the lock still holds: its lease runs, and, when the holder is a process
+        of this machine, that process exists (a run killed here frees its Tasks at once,
+        not after its lease; one killed elsewhere frees them when the lease runs out)."""
+        if self.expired:
+            return False
+        if self.host != _host():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's process
+        return True
+
+    @property
     def where(self) -> str:
         """``host:pid``, for messages."""
         return f"{self.host}:{self.pid}"
@@ -180,7 +197,7 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
             continue
         seen = Holder.from_bytes(found)
         # A record that names no holder is debris (no backend shows one half written).
-        if seen is not None and not seen.expired:
+        if seen is not None and seen.live:
             return None
         if not index.swap(Kind.LOCK, key, found, record, ttl=length):
             return None
@@ -218,7 +235,7 @@ def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
 
 
 def remove_expired(index: Index) -> int:
-    """Remove every expired lock; how many were removed."""
+    """Remove every lock that no longer holds (see :attr:`Holder.live`); how many."""
     removed = 0
     for key in index.list(Kind.LOCK):
         try:
@@ -226,6 +243,6 @@ def remove_expired(index: Index) -> int:
         except KeyError:
             continue
         holder = Holder.from_bytes(record)
-        if holder is None or holder.expired:
+        if holder is None or not holder.live:
             removed += index.swap(Kind.LOCK, key, record, None)
     return removed

@@ -488,7 +488,7 @@ class Store:
     def lock(self, key: str, run: str, length: float | None = None) -> leases.Lease | None:
         """Take the lock of ``key`` for ``length`` seconds (:func:`leases.lease_length` by
         default), renewed from a background thread until :meth:`unlock`; None if another
-        holds it. An expired lease is taken over."""
+        holds it. A lock that no longer holds (:attr:`leases.Holder.live`) is taken over."""
         with self._writing():
             return leases.take(self.index, key, run, length or leases.lease_length())
 
@@ -502,7 +502,8 @@ class Store:
         return leases.holders(self.index, None if keys is None else set(keys))
 
     def remove_expired_locks(self) -> int:
-        """Remove the locks whose lease ran out (their holders died); how many."""
+        """Remove the locks whose holders died (lease run out, or a process of this machine
+        gone); how many."""
         with self._writing():
             return leases.remove_expired(self.index)
 

@@ -36,7 +36,7 @@ def cleanup(file: Path, cache: str | None, dry_run: bool, locks: bool) -> None:
     """
     if locks:
         with open_pipeline(file, cache) as (_, store):
-            expired = {k: h for k, h in store.holders().items() if h.expired}
+            expired = {k: h for k, h in store.holders().items() if not h.live}
             if not dry_run:
                 store.remove_expired_locks()
         where = ", ".join(sorted({h.where for h in expired.values()}))

@@ -289,7 +289,7 @@ def _this_round(
     held = {
         key: holder
         for key, holder in store.holders(p.run).items()
-        if not holder.expired and holder.run != run.id
+        if holder.live and holder.run != run.id
     }
     stopped = _downstream(p, held.keys() | set(failed))
     now = {h: t for h, t in p.run.items() if h not in stopped}
@@ -346,7 +346,7 @@ class _Waiting:
             if store.has_many(held):
                 return
             now = store.holders(held)
-            if any(k not in now or now[k].expired or now[k] != h for k, h in held.items()):
+            if any(k not in now or not now[k].live or now[k] != h for k, h in held.items()):
                 return
 
 
