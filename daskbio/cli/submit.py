@@ -9,16 +9,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from daskbio.cli import main
-from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, store_for
-from daskbio.clusters import KINDS
+from daskbio.cli._common import (
+    cache_option,
+    keep_going_option,
+    open_pipeline,
+    pipeline_argument,
+    store_for,
+)
+from daskbio.clusters import KINDS, job_script
+
+if TYPE_CHECKING:
+    from daskbio.jobarray import Element, JobArray, Progress
 
 
 def parse_adapt(value: str | None) -> tuple[int, int] | None:
@@ -44,6 +53,15 @@ def parse_adapt(value: str | None) -> tuple[int, int] | None:
 )
 @click.option("--jobs", type=click.IntRange(min=1), help="Batch jobs to start (default 1).")
 @click.option(
+    "--array",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Instead of Dask workers: one job array of N elements (SLURM --array, PBS -J), each "
+    "running 'daskbio run FILE' with a local scheduler on the job's --cores. They share the "
+    "work through the cache, which must be on a filesystem every node sees (or a Redis URL "
+    "every node reaches). Not with --jobs/--adapt.",
+)
+@click.option(
     "--adapt",
     metavar="MIN:MAX",
     callback=lambda ctx, param, value: parse_adapt(value),
@@ -66,11 +84,13 @@ def parse_adapt(value: str | None) -> tuple[int, int] | None:
     "daskbio.submit.listen, else jobqueue's scheduler-options or interface, else 127.0.0.1.",
 )
 @cache_option
+@keep_going_option
 @click.option("--dry-run", is_flag=True, help="Print the job script and the plan; start nothing.")
 @click.option(
     "--detach",
     is_flag=True,
-    help="Submit this command itself as a batch job and return; print its job id and log.",
+    help="Submit this command itself as a batch job and return; print its job id and log. "
+    "With --array: submit the array and return without waiting for it.",
 )
 @click.option(
     "--allow-local-cache",
@@ -81,8 +101,10 @@ def submit(
     file: Path,
     kind: str | None,
     jobs: int | None,
+    array: int | None,
     adapt: tuple[int, int] | None,
     cache: str | None,
+    keep_going: bool,
     dry_run: bool,
     detach: bool,
     allow_local_cache: bool,
@@ -90,6 +112,10 @@ def submit(
 ) -> None:
     """Run FILE on Dask workers started as SLURM or PBS batch jobs (dask-jobqueue), with
     the cache on a filesystem they share, and cancel every job when the run ends.
+
+    With --array N, run FILE instead as N cooperating 'daskbio run' processes, the
+    elements of one job array, and wait for them: exit 0 only if every element did; Ctrl-C
+    cancels the array.
 
     Options left out come from Dask's configuration: jobqueue.slurm.* / jobqueue.pbs.*
     (as dask-jobqueue reads them) and daskbio.submit.cluster / .jobs / .adapt / .listen.
@@ -99,8 +125,13 @@ def submit(
       daskbio submit pipeline.py --cluster slurm --jobs 4 --cores 8 --memory 32GiB \\
           --walltime 04:00:00 --partition short --cache /shared/lab/pipeline.daskbio
       daskbio submit pipeline.py --cluster slurm --adapt 1:20 --dry-run
+      daskbio submit pipeline.py --cluster slurm --array 10 --cores 8 --memory 32GiB
     """
     from daskbio import config
+
+    # Imported when used: making its dataclasses on import would cost every daskbio command
+    # milliseconds.
+    from daskbio.jobarray import default_log_directory
 
     start = time.perf_counter()
     if not file.is_file():
@@ -111,23 +142,129 @@ def submit(
             "give --cluster slurm, pbs or local (or set the Dask config key "
             f"daskbio.submit.cluster), got {kind!r}"
         )
-    if jobs is not None and adapt is not None:
-        raise click.ClickException("give --jobs or --adapt, not both")
-    if jobs is None and adapt is None:
-        jobs = config.get("daskbio.submit.jobs")
-        adapt = None if jobs else parse_adapt(config.get("daskbio.submit.adapt"))
     job = {k: v for k, v in job.items() if v not in (None, ())}
-    if "listen" not in job and config.get("daskbio.submit.listen"):
-        job["listen"] = config.get("daskbio.submit.listen")
-    job.setdefault("log_directory", str(file.absolute().with_suffix(".jobs")))
+    if array is not None:
+        _check_array_options(kind, jobs, adapt, job)
+    else:
+        if jobs is not None and adapt is not None:
+            raise click.ClickException("give --jobs or --adapt, not both")
+        if jobs is None and adapt is None:
+            jobs = config.get("daskbio.submit.jobs")
+            adapt = None if jobs else parse_adapt(config.get("daskbio.submit.adapt"))
+        if "listen" not in job and config.get("daskbio.submit.listen"):
+            job["listen"] = config.get("daskbio.submit.listen")
+    job.setdefault("log_directory", str(default_log_directory(file)))
     store = store_for(file, cache)
     _check_cache_location(kind, store, allow_local_cache)
-    if dry_run:
-        _dry_run(file, cache, kind, jobs, adapt, job)
+    if array is not None:
+        job.update(cache=cache, keep_going=keep_going)
+        _array(file, kind, array, job, dry_run, detach, start)
+    elif dry_run:
+        with _settings_checked(kind):
+            script = job_script(kind, **job)
+        scale = f"{adapt[0]} to {adapt[1]} jobs" if adapt else f"{jobs or 1} job(s)"
+        _dry_run(file, cache, kind, script, scale)
     elif detach:
         _detach(file, kind, job)
     else:
-        _run(file, cache, kind, jobs, adapt, job, store, start)
+        _run(file, cache, kind, jobs, adapt, job, store, start, keep_going)
+
+
+def _check_array_options(kind: str, jobs: int | None, adapt: Any, job: dict) -> None:
+    """An array's elements are ``daskbio run`` processes, not Dask workers: the options
+    about workers and their scheduler mean nothing to them."""
+    from daskbio.jobarray import ARRAY_KINDS
+
+    if jobs is not None or adapt is not None:
+        raise click.UsageError(
+            "give --array or --jobs/--adapt, not both: the elements of an --array run "
+            "'daskbio run' themselves, without Dask workers"
+        )
+    if kind not in ARRAY_KINDS:
+        raise click.UsageError(f"--array needs --cluster slurm or pbs, got {kind!r}")
+    for name in ("processes", "listen"):
+        if name in job:
+            raise click.UsageError(
+                f"--{name} is about Dask workers and their scheduler: each element of an "
+                "--array runs one 'daskbio run' with its --cores as threads"
+            )
+
+
+def _array(
+    file: Path, kind: str, size: int, settings: dict, dry_run: bool, detach: bool, start: float
+) -> None:
+    """Print the array's script, or submit the array and (unless ``detach``) wait for it;
+    exit 1 when an element failed."""
+    from daskbio.jobarray import JobArrayError, array_script, submit_array
+
+    if dry_run:
+        with _settings_checked(kind):
+            script = array_script(kind, file, size, **settings)
+        _dry_run(file, settings["cache"], kind, script, f"an array of {size} jobs")
+        return
+    status = ["daskbio", "status", str(file)]
+    if settings["cache"] is not None:
+        status += ["--cache", settings["cache"]]
+    try:
+        # Not interrupted between the array's submission and knowing its id to cancel it.
+        with _settings_checked(kind), _uninterruptible():
+            array = submit_array(kind, file, size, **settings)
+        click.echo(f"Submitted job array {array.job_id}: {size} x 'daskbio run {file}'.")
+        click.echo(f"Logs: {array.log(1)}" + (f" to {array.log(size)}" if size > 1 else ""))
+        if detach:
+            click.echo(f"Follow it with: {shlex.join(status)}")
+            click.echo(f"Cancel it with: {array.cancel_command}")
+            return
+        elements = _wait_for(array)
+    except JobArrayError as e:
+        raise click.ClickException(str(e)) from None
+    failed = [element for element in elements if not element.ok]
+    elapsed = time.perf_counter() - start
+    click.echo(
+        f"Job array {array.job_id}: {size - len(failed)} of {size} elements done, "
+        f"{len(failed)} failed ({elapsed:.1f} s). Logs: {array.log_directory}"
+    )
+    for element in failed:
+        why = (
+            "left no exit status (killed: walltime, memory or cancelled?)"
+            if element.exit_code is None
+            else f"exited with status {element.exit_code}"
+        )
+        click.echo(f"  element {element.index} {why}; log: {element.log}", err=True)
+    click.echo(f"What is done: {shlex.join(status)}")
+    if failed:
+        sys.exit(1)
+
+
+def _wait_for(array: JobArray) -> list[Element]:
+    """The array's elements once they have all ended, its progress printed meanwhile; on
+    Ctrl-C (or SIGTERM, SIGHUP) the array is cancelled and the exit status is 130."""
+    click.echo("Waiting for its elements (Ctrl-C cancels the array) ...")
+    with _signals_as_interrupt():
+        try:
+            return array.wait(on_progress=_progress_printer())
+        except KeyboardInterrupt:
+            with _uninterruptible():
+                array.cancel()
+    click.echo(
+        f"Interrupted: job array {array.job_id} cancelled; every result completed so far "
+        "is kept in the cache.",
+        err=True,
+    )
+    sys.exit(130)
+
+
+def _progress_printer() -> Callable[[Progress], None]:
+    """A callback printing an array's progress, with the seconds since it was made."""
+    start = time.perf_counter()
+
+    def show(progress: Progress) -> None:
+        click.echo(
+            f"  {progress.pending} pending, {progress.running} running, {progress.done} done, "
+            f"{progress.failed} failed ({time.perf_counter() - start:.0f} s)"
+        )
+
+    return show
 
 
 def _check_cache_location(kind: str, store: Any, allow_local_cache: bool) -> None:
@@ -145,25 +282,25 @@ def _check_cache_location(kind: str, store: Any, allow_local_cache: bool) -> Non
 
 @contextmanager
 def _settings_checked(kind: str) -> Iterator[None]:
-    """dask-jobqueue's complaints about missing or bad settings, as one-line errors."""
+    """Complaints about missing or bad settings (dask-jobqueue's among them), as one-line
+    errors; the one about cores and memory says where to give them."""
     try:
         yield
     except ValueError as e:
         first = str(e).splitlines()[0].rstrip(":, ")
-        raise click.ClickException(
-            f"{first} (give --cores and --memory, or set jobqueue.{kind}.cores and "
-            f".memory in the Dask config)"
-        ) from None
+        if "cores and memory" in first:
+            first += (
+                f" (give --cores and --memory, or set jobqueue.{kind}.cores and "
+                f".memory in the Dask config)"
+            )
+        raise click.ClickException(first) from None
 
 
-def _dry_run(file: Path, cache: str | None, kind: str, jobs: Any, adapt: Any, job: dict) -> None:
-    from daskbio.clusters import job_script
-
-    with _settings_checked(kind):
-        click.echo(job_script(kind, **job))
+def _dry_run(file: Path, cache: str | None, kind: str, script: str, scale: str) -> None:
+    """Print the job script and the plan: Tasks in all, cached, and to run on ``scale``."""
+    click.echo(script)
     with open_pipeline(file, cache) as (pipeline, store):
         done = store.has_many(pipeline.hashes())
-        scale = f"{adapt[0]} to {adapt[1]} jobs" if adapt else f"{jobs or 1} job(s)"
         more = " (Tasks after a value() call are not known yet)" if pipeline.barrier else ""
         click.echo(
             f"Plan: {len(pipeline.tasks)} Tasks, {len(done)} cached, "
@@ -181,6 +318,7 @@ def _run(
     job: dict,
     store: Any,
     start: float,
+    keep_going: bool,
 ) -> None:
     from distributed import Client
 
@@ -200,7 +338,7 @@ def _run(
                 dashboard.write_text(client.dashboard_link + "\n")
                 click.echo("Waiting for a worker to start (Ctrl-C cancels the jobs) ...")
                 _check_workers_see(client, store)
-                compute_pipeline(file, cache, client, None, start)
+                compute_pipeline(file, cache, client, None, start, keep_going=keep_going)
         finally:
             if started is not None:
                 _cancel_jobs(started)
@@ -214,11 +352,18 @@ LOOPBACK_HINT = (
 
 
 def _cancel_jobs(started: Any) -> None:
-    """Close the cluster, cancelling every job it started, however the run ended; a second
-    Ctrl-C must not cut that short and leave jobs queued."""
+    """Close the cluster, cancelling every job it started, however the run ended."""
+    with _uninterruptible():
+        started.close()
+
+
+@contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP: submitting or cancelling jobs cut short could
+    leave jobs queued that nothing cancels."""
     handlers = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
     try:
-        started.close()
+        yield
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
