@@ -47,9 +47,10 @@ ARRAY_STACK = (
 PLUGIN_NAME = "daskbio-preload"
 
 
-def preload(scheduler: Any = "threads") -> None:
+def preload(scheduler: Any = "threads", payloads: bool = False) -> None:
     """Import :data:`ARRAY_STACK` where ``scheduler`` runs Tasks on several threads, if
-    this process handles arrays (has imported numpy).
+    this process handles arrays (has imported numpy), or if the cache writes pickles into
+    Zarr payloads (``payloads``: a store with an ``inline_limit``, such as Redis's).
 
     For ``"threads"``, here, once (a later call costs a few microseconds); for a
     ``distributed.Client``, on each of its workers, those that join later included (a
@@ -63,7 +64,7 @@ def preload(scheduler: Any = "threads") -> None:
     >>> all(name in sys.modules for name in ARRAY_STACK)
     True
     """
-    if scheduler == "threads" and "numpy" in sys.modules:
+    if scheduler == "threads" and (payloads or "numpy" in sys.modules):
         for name in ARRAY_STACK:
             importlib.import_module(name)
     elif hasattr(scheduler, "register_plugin"):
@@ -73,7 +74,7 @@ def preload(scheduler: Any = "threads") -> None:
             name = PLUGIN_NAME
 
             def setup(self, worker: Any) -> None:
-                preload()
+                preload(payloads=payloads)
 
         # Registering again replaces the plugin; its setup is cheap once imported.
         scheduler.register_plugin(Preload(), name=PLUGIN_NAME)

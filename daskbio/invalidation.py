@@ -47,8 +47,7 @@ def matching(store: Store, task: str) -> set[str]:
         for k, m in zip(keys, store.metadata_many(keys))
         if m and task in (m.get("name"), m.get("function"))
     }
-    for k in failed:
-        info = store.failure(k)
+    for k, info in store.failure_many(failed).items():
         if task in (info.get("name"), info.get("function")):
             by_name.add(k)
     if by_name:
@@ -68,7 +67,7 @@ def matching(store: Store, task: str) -> set[str]:
 
 def remove(store: Store, keys: Iterable[str]) -> int:
     """Remove the entries of ``keys``; the bytes freed."""
-    return sum(store.delete(k) for k in keys)
+    return store.delete_many(keys)
 
 
 def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[str], int]:
@@ -95,8 +94,6 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
     found = set(store.keys()) | store.failures() | store.partial()
     unreached = sorted(k for k in found if k not in keep and k not in busy)
     if dry_run:
-        return unreached, sum(store.size(k) for k in unreached)
+        return unreached, store.size_many(unreached)
     freed = remove(store, unreached) + store.sweep()
-    for key in (store.payloads.keys() & keep) - busy:
-        freed += store.tidy(key)
-    return unreached, freed
+    return unreached, freed + store.tidy_many((store.payloads.keys() & keep) - busy)

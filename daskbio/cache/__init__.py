@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from daskbio.cache.errors import (
+    CacheUnavailable,
     CacheWriteError,
     CorruptEntry,
     DamagedEntryWarning,
@@ -17,10 +18,13 @@ from daskbio.cache.filesystem import FileIndex, FileSystemStore
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.memory import MemoryIndex, MemoryStore
 from daskbio.cache.payloads import Payloads
+from daskbio.cache.redisstore import SCHEMES as REDIS_SCHEMES
+from daskbio.cache.redisstore import RedisIndex, RedisStore
 from daskbio.cache.store import Store
 from daskbio.cache.zarrstore import ZarrIndex, ZarrStore
 
 __all__ = [
+    "CacheUnavailable",
     "CacheWriteError",
     "CorruptEntry",
     "DamagedEntryWarning",
@@ -33,6 +37,8 @@ __all__ = [
     "MemoryStore",
     "NoDefaultCache",
     "Payloads",
+    "RedisIndex",
+    "RedisStore",
     "Store",
     "ZarrIndex",
     "ZarrStore",
@@ -133,18 +139,24 @@ def open_store(
 ) -> Store:
     """A Store from ``cache``, or the one at the default location.
 
-    ``cache`` may be a :class:`Store`, a folder (a :class:`FileSystemStore`), a URL such as
-    ``"s3://bucket/cache"`` or a Zarr store (a :class:`ZarrStore`), or None.
+    ``cache`` may be a :class:`Store`, a folder (a :class:`FileSystemStore`), a Redis URL
+    ``"redis://[:password@]host:port/db?payloads=PATH_OR_URL"`` (also ``rediss://`` and
+    ``unix://``: a :class:`RedisStore`), another URL such as ``"s3://bucket/cache"`` or a
+    Zarr store (a :class:`ZarrStore`), or None.
 
     Examples
     --------
     >>> open_store("memory://doc-cache")
     ZarrStore('<FsspecStore(AsyncFileSystemWrapper, /doc-cache)>')
+    >>> open_store("redis://:secret@127.0.0.1:6379/0?payloads=/data/payloads")
+    RedisStore('redis://:***@127.0.0.1:6379/0?payloads=/data/payloads')
     """
     if isinstance(cache, Store):
         return cache
     if cache is None:
         cache = default_location(pipeline_file)
+    if isinstance(cache, str) and cache.startswith(REDIS_SCHEMES):
+        return RedisStore(cache)
     if _is_url(cache):
         return ZarrStore(cache)
     if isinstance(cache, (str, os.PathLike)):

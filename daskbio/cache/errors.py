@@ -62,3 +62,21 @@ class CacheWriteError(OSError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.location, self.cause))
+
+
+class CacheUnavailable(CacheWriteError):
+    """The cache cannot be used at all: its server cannot be reached or refuses this
+    client (a wrong password), or its URL is incomplete.
+
+    A :class:`CacheWriteError`, so that every command says it in one ``Error:`` line and
+    a run never records it as a Task's failure. The message names the server, never its
+    password."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        OSError.__init__(self, f"cannot use the cache {location}: {reason}")
+        self.location = location
+        self.reason = reason
+        self.cause = None
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.location, self.reason))

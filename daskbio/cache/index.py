@@ -8,9 +8,10 @@ implement the few primitives below and know nothing of Tasks.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import xxhash
 
@@ -111,6 +112,18 @@ class Index(ABC):
     @abstractmethod
     def list(self, kind: Kind, prefix: str = "") -> Iterable[str]:
         """The keys of every record of ``kind`` (that start with ``prefix``)."""
+
+    def remove_many(self, kind: Kind, keys: Iterable[str]) -> int:
+        """Remove the records of ``kind`` of every one of ``keys``; the bytes freed."""
+        return sum(self.remove(kind, key) for key in keys)
+
+    @contextlib.contextmanager
+    def prefetched(self, kind: Kind, keys: list[str], head: int | None = None) -> Iterator[None]:
+        """Inside it, :meth:`get` of ``keys``' records of ``kind`` may be answered from
+        one batched read made on entering (their first ``head`` bytes at least; whole
+        records when None). Backends whose reads are cheap (files) read nothing ahead;
+        those a round trip away (Redis) do."""
+        yield
 
     def contains(self, kind: Kind, keys: set[str]) -> set[str]:
         """The subset of ``keys`` that have a record of ``kind``, in one pass."""

@@ -222,15 +222,16 @@ def release(lease: Lease) -> None:
 
 def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
     """Who holds the locks of ``keys`` (every lock when None), expired ones included."""
-    locked = index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys)
+    locked = list(index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys))
     found = {}
-    for key in locked:
-        try:
-            holder = Holder.from_bytes(index.get(Kind.LOCK, key))
-        except KeyError:
-            continue
-        if holder is not None:
-            found[key] = holder
+    with index.prefetched(Kind.LOCK, locked):
+        for key in locked:
+            try:
+                holder = Holder.from_bytes(index.get(Kind.LOCK, key))
+            except KeyError:
+                continue
+            if holder is not None:
+                found[key] = holder
     return found
 
 

@@ -23,9 +23,9 @@ import functools
 import json
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import xxhash
 
@@ -40,6 +40,9 @@ _OLD_MAGIC = b"DASKBIO-ENTRY-"
 # Enough to hold the metadata of all but Tasks with thousands of dependencies or arrays
 # with hundreds of chunks (those are read whole).
 HEADER_BYTES = 4096
+_T = TypeVar("_T")
+#: Records read or removed together by the batched methods (``metadata_many`` ...).
+BATCH = 1000
 
 
 class Store:
@@ -372,7 +375,8 @@ class Store:
         return self._read_entry(key, header_only=True, remove=False)[0]
 
     def metadata_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
-        """The metadata of each of ``keys`` (None where there is none, or it is damaged)."""
+        """The metadata of each of ``keys`` (None where there is none, or it is damaged),
+        read in batches (one round trip each on an index a round trip away)."""
 
         def one(key: str) -> dict[str, Any] | None:
             try:
@@ -380,7 +384,20 @@ class Store:
             except (KeyError, CorruptEntry):
                 return None
 
-        return [one(k) for k in keys]
+        return self._batched(Kind.ENTRY, keys, one, HEADER_BYTES)
+
+    def _batched(
+        self, kind: Kind, keys: Iterable[str], one: Callable[[str], _T], head: int | None = None
+    ) -> list[_T]:
+        """``one(key)`` for each of ``keys``, a batch at a time, each batch's records of
+        ``kind`` read ahead (their first ``head`` bytes; whole when None)."""
+        keys = list(keys)
+        found: list[_T] = []
+        for start in range(0, len(keys), BATCH):
+            batch = keys[start : start + BATCH]
+            with self.index.prefetched(kind, batch, head):
+                found += [one(key) for key in batch]
+        return found
 
     def size(self, key: str) -> int:
         """Bytes stored for ``key`` (entry, payload and failure record); 0 when none are."""
@@ -390,17 +407,42 @@ class Store:
                 total += len(self.index.get(kind, key))
         return total
 
+    def size_many(self, keys: Iterable[str]) -> int:
+        """The total of :meth:`size` over ``keys``, the records read in batches."""
+        keys = list(keys)
+
+        def length(kind: Kind) -> Callable[[str], int]:
+            def one(key: str) -> int:
+                try:
+                    return len(self.index.get(kind, key))
+                except KeyError:
+                    return 0
+
+            return one
+
+        total = sum(self.payloads.size(key) for key in keys)
+        for kind in (Kind.ENTRY, Kind.FAILURE):
+            total += sum(self._batched(kind, keys, length(kind)))
+        return total
+
     def delete(self, key: str) -> int:
         """Remove the entry, payload and failure record of ``key``; the bytes freed.
 
         The entry goes first, so a reader never finds an entry whose payload is half gone.
         """
+        return self.delete_many([key])
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """:meth:`delete` of each of ``keys``, the records removed in batches."""
+        keys = list(keys)
         with self._writing():
-            return (
-                self.index.remove(Kind.ENTRY, key)
-                + self.payloads.delete(key)
-                + self.index.remove(Kind.FAILURE, key)
-            )
+            freed = self.index.remove_many(Kind.ENTRY, keys)
+            freed += sum(self.payloads.delete(key) for key in keys)
+            return freed + self.index.remove_many(Kind.FAILURE, keys)
+
+    def tidy_many(self, keys: Iterable[str]) -> int:
+        """:meth:`tidy` of each of ``keys``, their entries read in batches."""
+        return sum(self._batched(Kind.ENTRY, keys, self.tidy, HEADER_BYTES))
 
     def tidy(self, key: str) -> int:
         """Remove what ``key``'s payload folder holds beside what its entry names (arrays
@@ -442,6 +484,17 @@ class Store:
     def failures(self) -> set[str]:
         """Keys whose last computation failed and that have no result since."""
         return set(self.index.list(Kind.FAILURE))
+
+    def failure_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`failure` of each of ``keys`` that has a failure record, read in batches."""
+
+        def one(key: str) -> tuple[str, dict[str, Any] | None]:
+            try:
+                return key, self.failure(key)
+            except KeyError:
+                return key, None
+
+        return {k: info for k, info in self._batched(Kind.FAILURE, keys, one) if info is not None}
 
     def failure(self, key: str) -> dict[str, Any]:
         """What :meth:`record_failure` stored for ``key``."""

@@ -19,8 +19,9 @@ pipeline_argument = click.argument(
 cache_option = click.option(
     "--cache",
     metavar="PATH|URL",
-    help="Cache folder, or a URL Zarr can open (s3://bucket/cache). Default: the Dask "
-    "config key daskbio.cache, else FILE's stem + '.daskbio' beside FILE.",
+    help="Cache folder, a URL Zarr can open (s3://bucket/cache), or a Redis server "
+    "(redis://:PASSWORD@HOST:6379/0?payloads=FOLDER_OR_URL). Default: the Dask config key "
+    "daskbio.cache, else FILE's stem + '.daskbio' beside FILE.",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from daskbio.cli._common import (
 )
 from daskbio.invalidation import remove
 from daskbio.status import stale_notes, status
+
+if TYPE_CHECKING:
+    from daskbio.graph.compute import Outcome
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -133,21 +136,16 @@ def compute_pipeline(
             _report(pipeline, store, start, None)
             sys.exit(1)
         except CacheWriteError as e:
+            # No report: it would read the cache that just failed (and, for a server that
+            # is down, wait for it again).
             click.echo(f"Error: {e}", err=True)
-            _report(pipeline, store, start, None)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
             sys.exit(130)
         for note in stale_notes(pipeline.tasks, outcome.plan.stale):
             click.echo(f"Note: {note}.")
-        _report(pipeline, store, start, outcome.ran, not outcome.plan.run)
-        if outcome.plan.run:
-            others = len(outcome.elsewhere)
-            click.echo(
-                f"This run computed {len(outcome.ran)} Tasks"
-                + (f"; {others} came from other runs on the same cache." if others else ".")
-            )
+        _report(pipeline, store, start, outcome)
         if outcome.failed:
             click.echo(str(TasksFailed(outcome.failed)), err=True)
             if outcome.skipped:
@@ -157,25 +155,32 @@ def compute_pipeline(
             sys.exit(1)
 
 
-def _report(pipeline, store, start: float, ran: set[str] | None, all_cached: bool = False) -> None:
-    """Print what the run did: one line when all was cached, else a table per function."""
+def _report(pipeline, store, start: float, outcome: Outcome | None) -> None:
+    """Print what the run did (``outcome``; None when it stopped): one line when all was
+    cached, else a table per function and how many Tasks other runs computed meanwhile."""
     elapsed = time.perf_counter() - start
-    if all_cached:
+    if outcome is not None and not outcome.plan.run:
         click.echo(
             f"All {len(pipeline.tasks)} Tasks were cached; nothing to run ({elapsed:.2f} s). "
             f"Cache: {store.location}"
         )
         return
     counts = status(pipeline.tasks, store, with_stale=False).counts
-    if ran is not None:
-        for t in pipeline.tasks:
-            if t.hash() in ran:
-                counts[t.name].ran += 1
+    ran = outcome.ran if outcome is not None else set()
+    for t in pipeline.tasks:
+        if t.hash() in ran:
+            counts[t.name].ran += 1
     print_table(
         f"{pipeline.path} ({elapsed:.2f} s)", counts, ["total", "ran", "done", "failed", "waiting"]
     )
     if ran:
         _print_results(pipeline, store)
+    if outcome is not None:
+        others = len(outcome.elsewhere)
+        click.echo(
+            f"This run computed {len(ran)} Tasks"
+            + (f"; {others} came from other runs on the same cache." if others else ".")
+        )
     click.echo(f"Cache: {store.location}")
 
 

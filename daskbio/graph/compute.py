@@ -78,13 +78,20 @@ def _default_client() -> Any:
         return None
 
 
-def _get(graph: dict, keys: list[str], scheduler: Any, workers: int | None, progress: bool) -> list:
+def _get(
+    graph: dict,
+    keys: list[str],
+    scheduler: Any,
+    workers: int | None,
+    progress: bool,
+    payloads: bool = False,
+) -> list:
     if scheduler is None:
         scheduler = _default_client() or "threads"
     # Tasks on threads must not be the first to import Zarr & co. (see daskbio._imports).
     from daskbio._imports import preload
 
-    preload(scheduler)
+    preload(scheduler, payloads)
     if not isinstance(scheduler, str):
         futures = scheduler.get(graph, keys, sync=False)
         try:
@@ -270,15 +277,11 @@ def execute(
 
 def _failed_since(store: Store, failed: set[str], started: float) -> dict[str, dict[str, Any]]:
     """The failure records among ``failed`` written since ``started`` (by any run)."""
-    found = {}
-    for key in failed:
-        try:
-            info = store.failure(key)
-        except KeyError:
-            continue
-        if info.get("time", 0) >= started:
-            found[key] = info
-    return found
+    return {
+        key: info
+        for key, info in store.failure_many(failed).items()
+        if info.get("time", 0) >= started
+    }
 
 
 def _this_round(
@@ -400,7 +403,14 @@ def _run_round(
     needed = {d.hash() for t in p.run.values() for d in t.dependencies()}
     wanted = list(dict.fromkeys([t.hash() for t in targets if t.hash() in p.run]))
     wanted += [h for h in p.run if h not in needed and h not in wanted]
-    results = _get(graph, [keys[h] for h in wanted], scheduler, settings.workers, settings.progress)
+    results = _get(
+        graph,
+        [keys[h] for h in wanted],
+        scheduler,
+        settings.workers,
+        settings.progress,
+        payloads=store.inline_limit is not None,
+    )
     targeted = {t.hash() for t in targets}
     return {h: v for h, v in zip(wanted, results) if h in targeted and not isinstance(v, NotDone)}
 
