@@ -204,3 +204,12 @@ def verify(store: Store, keys: Iterable[str]) -> Verified:
         except KeyError:
             result.checked -= 1  # removed meanwhile
     return result
+
+
+def running_where(running: dict[str, Holder]) -> dict[str, int]:
+    """How many of the Tasks ``running`` (:attr:`Status.running`) each process computes,
+    by ``host:pid``."""
+    where: dict[str, int] = {}
+    for holder in running.values():
+        where[holder.where] = where.get(holder.where, 0) + 1
+    return dict(sorted(where.items()))

@@ -520,12 +520,12 @@ class StoreTests:
         held = store.holders()[KEY]
         assert not held.expired and held.expires > first
         assert store.lock(KEY, "other") is None
-        assert store.remove_expired_locks() == 0
+        assert store.remove_dead_locks() == {}
         store.unlock(lease)
         dead = store.lock("cd" * 16, "dead", length=0.1)
         leases.renewer().discard(dead)
         time.sleep(0.2)
-        assert store.remove_expired_locks() == 1
+        assert list(store.remove_dead_locks()) == ["cd" * 16]
         assert store.holders() == {}
 
     # Many users of one store -----------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
@@ -31,12 +33,18 @@ class Kind(enum.Enum):
     INPUTS = "inputs"
     #: "This Task is being computed by ..." (taken with :meth:`Index.create`).
     LOCK = "lock"
+    #: "A swap of this record is under way" (see :meth:`Index.swap`), held for an instant.
+    CLAIM = "claim"
 
 
 #: How the file-like backends lay records out: a Task's records beside each other in its
 #: hash's shard (``3f/<key>``, ``3f/<key>.failed`` ...), records about functions in a
 #: folder per kind.
-SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock"}
+SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock", Kind.CLAIM: ".claim"}
+
+#: Seconds after which a swap's claim is what a process killed mid-swap left (a claim is
+#: held for the instant of one swap), and is removed.
+CLAIM_STALE = 30.0
 FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs"}
 
 
@@ -84,13 +92,14 @@ class Index(ABC):
         """Replace the record by ``new`` (None: remove it) only if it is exactly ``old``;
         whether it was replaced.
 
-        The leases of :mod:`daskbio.cache.leases` are taken over with it. This fallback,
-        for backends that cannot compare and replace in one step, first takes a claim
-        with :meth:`create` (named after ``old``), so that of several callers swapping
-        the same record one wins; backends that can override it.
+        The leases of :mod:`daskbio.cache.leases` are renewed and taken over with it. This
+        fallback, for backends that cannot compare and replace in one step, first takes a
+        claim (a :attr:`Kind.CLAIM` record named after ``old``, made with :meth:`create`),
+        so that of several callers swapping the same record one wins; backends that can
+        override it.
         """
-        claim = f"{key}-swap-{xxhash.xxh64_hexdigest(old)}"
-        if not self.create(kind, claim, token(16).encode()):
+        claim = f"{key}-{xxhash.xxh64_hexdigest(old)}"
+        if not self._claim(claim):
             return False
         try:
             if self.get(kind, key) != old:
@@ -103,7 +112,17 @@ class Index(ABC):
         except KeyError:
             return False
         finally:
-            self.remove(kind, claim)
+            self.remove(Kind.CLAIM, claim)
+
+    def _claim(self, claim: str) -> bool:
+        record = json.dumps({"time": time.time(), "token": token(8)}).encode()
+        if self.create(Kind.CLAIM, claim, record):
+            return True
+        if not claim_is_stale(self, claim):
+            return False
+        # Left by a process killed mid-swap: it would block every later swap of the record.
+        self.remove(Kind.CLAIM, claim)
+        return self.create(Kind.CLAIM, claim, record)
 
     @abstractmethod
     def remove(self, kind: Kind, key: str) -> int:
@@ -141,3 +160,16 @@ class Index(ABC):
         """Remove what interrupted writes left (older than ``older_than`` seconds); the
         bytes freed. Nothing for backends whose writes leave nothing behind."""
         return 0
+
+
+def claim_is_stale(index: Index, claim: str) -> bool:
+    """Whether the swap claim ``claim`` is older than :data:`CLAIM_STALE` (or unreadable)."""
+    try:
+        record = index.get(Kind.CLAIM, claim)
+    except KeyError:
+        return False
+    try:
+        made = float(json.loads(record)["time"])
+    except (ValueError, TypeError, KeyError):
+        return True
+    return time.time() - made > CLAIM_STALE

@@ -4,8 +4,10 @@ A lock record says who holds it (host, pid, run), since when, and until when. Th
 process renews it while the Task runs (array writes included) and removes it when the
 result is committed or the Task has failed. A holder that dies (SIGKILL, a lost node)
 stops renewing: once its lease has run out, the next run that needs the Task takes the
-lock over. Locks only save work: results are content-addressed and committed atomically,
-so a Task computed twice (a holder paused past its lease) is still right.
+lock over; a holder that was a process of the reader's own machine (same boot, same process
+namespace) and is gone frees its locks at once. Locks only save work: results are
+content-addressed and committed atomically, so a Task computed twice (a holder paused past
+its lease) is still right.
 
 Leases are compared with the wall clock of whoever reads them: machines sharing a cache
 must keep their clocks within a fraction of the lease (NTP does).
@@ -18,11 +20,14 @@ import functools
 import json
 import os
 import socket
+import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
-from daskbio.cache.index import Index, Kind
+from daskbio.cache.index import Index, Kind, claim_is_stale
 from daskbio.cache.signing import token
 
 #: Seconds a lease lasts unless renewed (the Dask config key ``daskbio.lease``).
@@ -41,8 +46,21 @@ def lease_length() -> float:
 
 
 @functools.cache
-def _host() -> str:
+def host() -> str:
+    """This machine's name, as locks and entries record it."""
     return socket.gethostname()
+
+
+@functools.cache
+def machine() -> str:
+    """What tells this machine's processes from those of another machine or container of
+    the same name: the boot id and the process namespace ("" where Linux's /proc does
+    not say; then a lock's lease alone says whether its holder still runs)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,7 @@ class Holder:
     start: float
     expires: float
     token: str
+    machine: str = ""
 
     @property
     def expired(self) -> bool:
@@ -63,11 +82,12 @@ class Holder:
     @property
     def live(self) -> bool:
         """Whether the lock still holds: its lease runs, and, when the holder is a process
-        of this machine, that process exists (a run killed here frees its Tasks at once,
-        not after its lease; one killed elsewhere frees them when the lease runs out)."""
+        of this machine (same boot and process namespace), that process exists. So a run
+        killed here frees its Tasks at once; one killed elsewhere when its lease runs out.
+        """
         if self.expired:
             return False
-        if self.host != _host():
+        if not self.machine or self.machine != machine():
             return True
         try:
             os.kill(self.pid, 0)
@@ -91,16 +111,22 @@ class Holder:
             "start": self.start,
             "expires": self.expires,
             "token": self.token,
+            "machine": self.machine,
         }
         return json.dumps(fields).encode()
 
     @classmethod
     def from_bytes(cls, record: bytes) -> Holder | None:
-        """The holder a record names; None for a record that is not one (half written)."""
+        """The holder a record names; None for a record that is not one. Fields this
+        version does not know (written by a newer one) are left out."""
         try:
-            return cls(**json.loads(record))
-        except (ValueError, TypeError):
+            fields = json.loads(record)
+            return cls(**{k: v for k, v in fields.items() if k in _FIELDS})
+        except (ValueError, TypeError, AttributeError):
             return None
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Holder)}
 
 
 @dataclass
@@ -114,14 +140,21 @@ class Lease:
     length: float
     #: Set when the lease could not be renewed (it ran out and another run took it).
     lost: bool = False
+    released: bool = False
+    # A renewal and the release of one lease, on two threads, take turns: else a renewal
+    # could write the record back just after the release removed it.
+    _turn: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def _renew(self) -> None:
-        holder = dataclasses.replace(self.holder, expires=time.time() + self.length)
-        record = holder.to_bytes()
-        if self.index.swap(Kind.LOCK, self.key, self.record, record, ttl=self.length):
-            self.holder, self.record = holder, record
-        else:
-            self.lost = True
+        with self._turn:
+            if self.released or self.lost:
+                return
+            holder = dataclasses.replace(self.holder, expires=time.time() + self.length)
+            record = holder.to_bytes()
+            if self.index.swap(Kind.LOCK, self.key, self.record, record, ttl=self.length):
+                self.holder, self.record = holder, record
+            else:
+                self.lost = True
 
 
 class Renewer:
@@ -129,7 +162,7 @@ class Renewer:
 
     Most Tasks finish long before their lease needs renewing: adding and discarding a
     lease is a dict operation (atomic under the GIL), and the thread wakes every third
-    of the shortest lease it has seen (woken early only by a shorter one).
+    of the shortest lease held (woken early by a shorter one).
     """
 
     def __init__(self) -> None:
@@ -158,8 +191,10 @@ class Renewer:
         while True:
             self._shorter.wait(self._pause)
             self._shorter.clear()
+            leases = list(self._leases.values())
+            self._pause = min((x.length / 3 for x in leases), default=self._pause)
             now = time.time()
-            for lease in list(self._leases.values()):
+            for lease in leases:
                 if lease.holder.expires - now > lease.length * 2 / 3:
                     continue
                 try:
@@ -168,10 +203,16 @@ class Renewer:
                     # A cache briefly unreachable: try again at the next turn, while
                     # the lease still runs.
                     continue
-                except Exception:
-                    # The store cannot be used any more (the interpreter is exiting):
-                    # the lease will run out, as its holder's would.
+                except Exception as e:
                     lease.lost = True
+                    if not sys.is_finalizing():
+                        warnings.warn(
+                            f"the lock of Task {lease.key} could not be renewed ({e!r}): "
+                            "another run may compute it too once its lease runs out",
+                            RuntimeWarning,
+                            stacklevel=1,
+                        )
+                if lease.lost:
                     self.discard(lease)
 
 
@@ -181,11 +222,43 @@ def renewer() -> Renewer:
     return Renewer()
 
 
+# A forked child has the parent's renewer but not its thread: it makes its own.
+os.register_at_fork(after_in_child=renewer.cache_clear)
+
+
 def take(index: Index, key: str, run: str, length: float) -> Lease | None:
-    """Lock ``key`` for this process (taking over an expired lease); None if another
-    holds it."""
+    """Lock ``key`` for this process, renewed until :func:`release`.
+
+    Parameters
+    ----------
+    index : Index
+        Where the lock record goes (``Kind.LOCK``).
+    key : str
+        The Task's hash.
+    run : str
+        The id of the run taking it (shown by ``daskbio status``).
+    length : float
+        Seconds the lease lasts unless renewed.
+
+    Returns
+    -------
+    Lease or None
+        None when another holds the lock; a lock that no longer holds
+        (:attr:`Holder.live`) is taken over.
+
+    Examples
+    --------
+    >>> from daskbio.cache.memory import MemoryIndex
+    >>> index = MemoryIndex()
+    >>> lease = take(index, "ab" * 16, "run1", 60)
+    >>> take(index, "ab" * 16, "run2", 60) is None
+    True
+    >>> release(lease)
+    >>> holders(index)
+    {}
+    """
     now = time.time()
-    holder = Holder(_host(), os.getpid(), run, now, now + length, token(8))
+    holder = Holder(host(), os.getpid(), run, now, now + length, token(8), machine())
     record = holder.to_bytes()
     # A second attempt only when the lock was released between the create and the read.
     for _ in range(2):
@@ -210,18 +283,23 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
 
 
 def release(lease: Lease) -> None:
-    """Give the lock up (after the commit, or the failure record, is written)."""
+    """Give the lock of ``lease`` up (after the commit, or the failure record, is
+    written); nothing if it was lost to another run meanwhile."""
     renewer().discard(lease)
-    if lease.lost:
-        return
-    if time.time() < lease.holder.expires - lease.length / 4:
-        lease.index.remove(Kind.LOCK, lease.key)
-    else:
-        lease.index.swap(Kind.LOCK, lease.key, lease.record, None)
+    with lease._turn:
+        lease.released = True
+        if lease.lost:
+            return
+        if time.time() < lease.holder.expires - lease.length / 4:
+            # Nobody may take over a lease with this much left: no need to compare.
+            lease.index.remove(Kind.LOCK, lease.key)
+        else:
+            lease.index.swap(Kind.LOCK, lease.key, lease.record, None)
 
 
 def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
-    """Who holds the locks of ``keys`` (every lock when None), expired ones included."""
+    """Who holds the locks of ``keys`` (every lock when None), dead holders included
+    (see :attr:`Holder.live`), read in one batch."""
     locked = list(index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys))
     found = {}
     with index.prefetched(Kind.LOCK, locked):
@@ -235,15 +313,28 @@ def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
     return found
 
 
-def remove_expired(index: Index) -> int:
-    """Remove every lock that no longer holds (see :attr:`Holder.live`); how many."""
-    removed = 0
+def remove_dead(index: Index, dry_run: bool = False) -> dict[str, Holder | None]:
+    """Remove every lock that no longer holds (see :attr:`Holder.live`), and the claims
+    of swaps that processes killed mid-swap left.
+
+    Returns
+    -------
+    dict
+        The holder each removed lock named, by key (None for a record naming none).
+    """
+    removed: dict[str, Holder | None] = {}
     for key in index.list(Kind.LOCK):
         try:
             record = index.get(Kind.LOCK, key)
         except KeyError:
             continue
         holder = Holder.from_bytes(record)
-        if holder is None or not holder.live:
-            removed += index.swap(Kind.LOCK, key, record, None)
+        if holder is not None and holder.live:
+            continue
+        if dry_run or index.swap(Kind.LOCK, key, record, None):
+            removed[key] = holder
+    if not dry_run:
+        for claim in index.list(Kind.CLAIM):
+            if claim_is_stale(index, claim):
+                index.remove(Kind.CLAIM, claim)
     return removed

@@ -554,11 +554,11 @@ class Store:
         """Who holds the locks of ``keys`` (every lock when None), expired ones included."""
         return leases.holders(self.index, None if keys is None else set(keys))
 
-    def remove_expired_locks(self) -> int:
+    def remove_dead_locks(self, dry_run: bool = False) -> dict[str, leases.Holder | None]:
         """Remove the locks whose holders died (lease run out, or a process of this machine
-        gone); how many."""
+        gone); the holder each named, by key. With ``dry_run``, only say which."""
         with self._writing():
-            return leases.remove_expired(self.index)
+            return leases.remove_dead(self.index, dry_run)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"

@@ -36,10 +36,8 @@ def cleanup(file: Path, cache: str | None, dry_run: bool, locks: bool) -> None:
     """
     if locks:
         with open_pipeline(file, cache) as (_, store):
-            expired = {k: h for k, h in store.holders().items() if not h.live}
-            if not dry_run:
-                store.remove_expired_locks()
-        where = ", ".join(sorted({h.where for h in expired.values()}))
+            expired = store.remove_dead_locks(dry_run)
+        where = ", ".join(sorted({h.where for h in expired.values() if h is not None}))
         verb = "Would remove" if dry_run else "Removed"
         click.echo(
             f"{verb} {len(expired)} expired locks{f' (of {where})' if where else ''} "

@@ -118,7 +118,7 @@ def compute_pipeline(
     """Run what ``file`` makes that is not cached on ``scheduler``, and report it (exit
     status 1 when a Task failed or the cache cannot be written, 130 on Ctrl-C).
     ``daskbio submit`` runs this too."""
-    from daskbio.cache import CacheWriteError
+    from daskbio.cache import CacheUnavailable, CacheWriteError
     from daskbio.graph.compute import execute
     from daskbio.graph.job import TaskFailed, TasksFailed
 
@@ -136,9 +136,11 @@ def compute_pipeline(
             _report(pipeline, store, start, None)
             sys.exit(1)
         except CacheWriteError as e:
-            # No report: it would read the cache that just failed (and, for a server that
-            # is down, wait for it again).
             click.echo(f"Error: {e}", err=True)
+            if not isinstance(e, CacheUnavailable):
+                # A full disk, say: what was committed can still be read and shown (a
+                # server that is down would only be waited for again).
+                _report(pipeline, store, start, None)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
@@ -171,7 +173,9 @@ def _report(pipeline, store, start: float, outcome: Outcome | None) -> None:
         if t.hash() in ran:
             counts[t.name].ran += 1
     print_table(
-        f"{pipeline.path} ({elapsed:.2f} s)", counts, ["total", "ran", "done", "failed", "waiting"]
+        f"{pipeline.path} ({elapsed:.2f} s)",
+        counts,
+        ["total", "ran", "done", "failed", "running", "waiting"],
     )
     if ran:
         _print_results(pipeline, store)

@@ -11,17 +11,15 @@ import click
 from daskbio.cache.leases import Holder
 from daskbio.cli import main
 from daskbio.cli._common import cache_option, open_pipeline, pipeline_argument, print_table
+from daskbio.status import running_where
 from daskbio.status import status as pipeline_status
 
 COLUMNS = ["total", "done", "failed", "running", "waiting", "stale"]
 
 
 def running_summary(running: dict[str, Holder]) -> str:
-    """Where the Tasks running now run: one ``host:pid (N Tasks)`` per process."""
-    where: dict[str, int] = {}
-    for holder in running.values():
-        where[holder.where] = where.get(holder.where, 0) + 1
-    shown = ", ".join(f"{w} ({n})" for w, n in sorted(where.items()))
+    """Where the Tasks running now run: one ``host:pid (N)`` per process."""
+    shown = ", ".join(f"{w} ({n})" for w, n in running_where(running).items())
     return f"Running now: {len(running)} Tasks, in {shown}"
 
 

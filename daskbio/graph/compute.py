@@ -223,14 +223,17 @@ def execute(
         lease=lease_length(),
     )
     scheduler = scheduler or settings.scheduler
-    started = time.time()
     waiting = _Waiting(settings.progress)
     outcome: Outcome | None = None
     damaged: set[str] = set()
+    seen_failures: dict[str, Any] = {}
+    last_round: set[str] = set()
     while True:
         p = plan(targets, store)
         if outcome is None:
             outcome = Outcome(p)
+            if run.keep_going:
+                seen_failures = _failure_times(store, p.failed)
         try:
             if not p.run:
                 if want_values:
@@ -239,10 +242,16 @@ def execute(
             if not settings.may_compute:
                 raise Barrier(next(iter(p.run.values())))
             if run.keep_going:
-                outcome.failed.update(_failed_since(store, p.failed, started))
-            now, held = _this_round(p, store, run, outcome.failed.keys())
+                outcome.failed.update(_new_failures(store, p.failed, seen_failures))
+            now, held = _this_round(p, store, outcome.failed.keys())
             if now.run:
-                waiting.reset()
+                if now.run.keys() == last_round:
+                    # The same Tasks again: none could be locked (a lock this run does not
+                    # see as held, such as one judged differently by a worker). Back off.
+                    waiting.pause_once()
+                else:
+                    waiting.reset()
+                last_round = set(now.run)
                 outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
             elif held:
                 waiting.wait(store, held)
@@ -275,25 +284,29 @@ def execute(
     return outcome
 
 
-def _failed_since(store: Store, failed: set[str], started: float) -> dict[str, dict[str, Any]]:
-    """The failure records among ``failed`` written since ``started`` (by any run)."""
+def _failure_times(store: Store, keys: set[str]) -> dict[str, Any]:
+    """When each failure record among ``keys`` was written (as its writer's clock says)."""
+    return {key: info.get("time") for key, info in store.failure_many(keys).items()}
+
+
+def _new_failures(
+    store: Store, failed: set[str], seen: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The failure records among ``failed`` written since the run began, by any run:
+    those not ``seen`` at its start, or rewritten since. Compared by the record, not by
+    clocks: a worker's clock may be behind the driver's."""
     return {
         key: info
         for key, info in store.failure_many(failed).items()
-        if info.get("time", 0) >= started
+        if key not in seen or info.get("time") != seen[key]
     }
 
 
-def _this_round(
-    p: Plan, store: Store, run: Run, failed: Iterable[str]
-) -> tuple[Plan, dict[str, Holder]]:
-    """The part of ``p`` to run now: not held by another run, not failed in this one,
-    and not downstream of either; and the live locks of other runs."""
-    held = {
-        key: holder
-        for key, holder in store.holders(p.run).items()
-        if holder.live and holder.run != run.id
-    }
+def _this_round(p: Plan, store: Store, failed: Iterable[str]) -> tuple[Plan, dict[str, Holder]]:
+    """The part of ``p`` to run now: not held by a live lock, not failed in this run, and
+    not downstream of either; and those live locks. (Between rounds, a live lock is
+    another run's, or one of this run's workers' that died on another machine.)"""
+    held = {key: holder for key, holder in store.holders(p.run).items() if holder.live}
     stopped = _downstream(p, held.keys() | set(failed))
     now = {h: t for h, t in p.run.items() if h not in stopped}
     load = {d.hash(): d for t in now.values() for d in t.dependencies() if d.hash() not in now}
@@ -334,6 +347,10 @@ class _Waiting:
         self.pause = 0.05
         self.said = 0.0
 
+    def pause_once(self) -> None:
+        time.sleep(self.pause)
+        self.pause = min(1.0, self.pause * 1.5)
+
     def wait(self, store: Store, held: dict[str, Holder]) -> None:
         while True:
             if self.show and time.monotonic() - self.said > 5:
@@ -344,8 +361,7 @@ class _Waiting:
                     file=sys.stderr,
                 )
                 self.said = time.monotonic()
-            time.sleep(self.pause)
-            self.pause = min(1.0, self.pause * 1.5)
+            self.pause_once()
             if store.has_many(held):
                 return
             now = store.holders(held)

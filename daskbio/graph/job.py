@@ -7,10 +7,8 @@ arguments only.
 
 from __future__ import annotations
 
-import functools
 import os
 import reprlib
-import socket
 import threading
 import time
 import traceback
@@ -19,6 +17,7 @@ from typing import Any
 
 from daskbio.cache import CacheWriteError, CorruptEntry, Store
 from daskbio.cache.arrays import is_dask_array
+from daskbio.cache.leases import host
 from daskbio.cache.signing import KeyFileError, token
 from daskbio.graph import chunked, hashing
 from daskbio.graph.files import input_files
@@ -149,11 +148,6 @@ class Job:
         )
 
 
-@functools.cache
-def _host() -> str:
-    return socket.gethostname()
-
-
 _summary = reprlib.Repr()
 _summary.maxstring = 60
 _summary.maxother = 60
@@ -243,7 +237,8 @@ def _record_failure(job: Job, e: Exception) -> None:
             "error": repr(e),
             "traceback": traceback.format_exc(),
             "time": time.time(),
-            "host": _host(),
+            "host": host(),
+            "run": job.run.id,
         },
     )
 
@@ -259,7 +254,7 @@ def _metadata(job: Job, start: float, inputs: dict[str, list[int]]) -> dict[str,
         "hash_format": hashing.HASH_FORMAT_VERSION,
         "start": start,
         "end": time.time(),
-        "host": _host(),
+        "host": host(),
         "pid": os.getpid(),
         "run": job.run.id,
     }
