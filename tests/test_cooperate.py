@@ -8,17 +8,23 @@ counts executions exactly, across processes.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 
+import daskbio.graph.job
 from daskbio import compute
 from daskbio.cache import FileSystemStore, Kind, leases, open_store
 from daskbio.graph.job import TasksFailed
@@ -285,3 +291,84 @@ def test_cleanup_leaves_alone_what_a_live_run_is_writing(tmp_path: Path):
     store.unlock(lease)
     assert cleanup(store, keep=set())[0] == [busy]
     assert store.partial() == set()
+
+
+def test_a_lock_of_this_machine_is_judged_by_its_process_only_on_the_same_boot_and_namespace():
+    now = time.time()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = leases.machine()
+    assert here  # Linux: a boot id and a pid namespace
+    same = leases.Holder(leases.host(), dead.pid, "r", now, now + 60, "t", here)
+    assert not same.live  # its process is gone
+    assert dataclasses.replace(same, pid=os.getpid()).live
+    # Another container of the same name (another pid namespace), or an older record
+    # that does not say: only the lease counts.
+    assert dataclasses.replace(same, machine="other-boot:4026531836").live
+    assert dataclasses.replace(same, machine="").live
+    assert not dataclasses.replace(same, machine="", expires=now - 1).live
+    # A newer daskbio's record, with a field this one does not know, is still a holder.
+    newer = json.loads(same.to_bytes()) | {"priority": 3}
+    assert leases.Holder.from_bytes(json.dumps(newer).encode()) == same
+
+
+def test_a_swap_claim_left_by_a_killed_process_goes_stale(tmp_path: Path):
+    store = FileSystemStore(tmp_path / "cache")
+    key = "ab" * 16
+    dead = leases.Holder("gone", 1, "dead", 0.0, 1.0, "t0")
+    assert store.index.create(Kind.LOCK, key, dead.to_bytes())
+    claim = f"{key}-{xxhash.xxh64_hexdigest(dead.to_bytes())}"
+    fresh = json.dumps({"time": time.time(), "token": "x"}).encode()
+    assert store.index.create(Kind.CLAIM, claim, fresh)
+    assert store.lock(key, "mine") is None  # someone is taking it over right now
+    old = json.dumps({"time": time.time() - 60, "token": "x"}).encode()
+    store.index.put(Kind.CLAIM, claim, old)  # ... or was killed doing so, a minute ago
+    lease = store.lock(key, "mine")
+    assert lease is not None and store.holders()[key].run == "mine"
+    assert not list(store.index.list(Kind.CLAIM))
+    store.unlock(lease)
+
+
+def test_a_lease_released_is_not_renewed_back(tmp_path: Path):
+    store = FileSystemStore(tmp_path / "cache")
+    lease = store.lock("ab" * 16, "mine", length=0.3)
+    store.unlock(lease)
+    lease._renew()  # a renewal that was about to start when the release came
+    assert store.holders() == {}
+
+
+def test_a_forked_child_renews_its_own_leases(tmp_path: Path):
+    store = FileSystemStore(tmp_path / "cache")
+    parent = store.lock("ab" * 16, "parent", length=60)  # the parent's renewer is running
+    pid = os.fork()
+    if pid == 0:
+        lease = store.lock("cd" * 16, "child", length=0.6)
+        time.sleep(1.2)  # twice the lease: only renewal keeps it
+        os._exit(0 if not store.holders()["cd" * 16].expired and not lease.lost else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    store.unlock(parent)
+
+
+def test_keep_going_tells_this_runs_failures_by_the_record_not_the_clock(project, monkeypatch):
+    for name, value in _env(project, sleep="0", n="4", fail="1", total="0").items():
+        monkeypatch.setenv(name, value)
+    # Tasks run where the clock is an hour behind this one (a worker's, say).
+    behind = types.SimpleNamespace(time=lambda: time.time() - 3600)
+    monkeypatch.setattr(daskbio.graph.job, "time", behind)
+    store = open_store(project / "cache")
+    raised = []
+    with load(project / "pipeline.py", store) as pipeline:
+
+        def run() -> None:
+            try:
+                compute(pipeline.tasks, cache=store, keep_going=True)
+            except TasksFailed as e:
+                raised.append(e)
+
+        # In a thread, so that a run that never ends fails the test instead of hanging it.
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(60)
+    assert not thread.is_alive(), "the run kept retrying its own failure"
+    assert [list(e.failures) for e in raised] == [list(store.failures())]
+    assert _executions(project)["work-1"] == 1
