@@ -372,3 +372,22 @@ def test_keep_going_tells_this_runs_failures_by_the_record_not_the_clock(project
     assert not thread.is_alive(), "the run kept retrying its own failure"
     assert [list(e.failures) for e in raised] == [list(store.failures())]
     assert _executions(project)["work-1"] == 1
+
+
+def test_a_lock_linked_on_nfs_whose_reply_was_lost_is_still_taken(tmp_path, monkeypatch):
+    # NFS retransmits a link(2) whose reply was lost; the retry finds the name taken by
+    # the first attempt and fails, though the lock is ours: the link count tells.
+    store = FileSystemStore(tmp_path / "cache")
+    link = os.link
+
+    def lost_reply(source, target):
+        link(source, target)
+        raise FileExistsError(17, "File exists", target)
+
+    monkeypatch.setattr(os, "link", lost_reply)
+    lease = store.lock("ab" * 16, "mine")
+    monkeypatch.undo()
+    assert lease is not None and store.holders()["ab" * 16].run == "mine"
+    assert store.lock("ab" * 16, "other") is None  # and a real refusal is still one
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
+    store.unlock(lease)

@@ -84,8 +84,7 @@ end
 if done or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
 return 0
 """
-# ARGV: old, "1" to set (else delete), new, ttl in ms (0: none). A retry whose first
-# reply was lost finds the new record (unique to the caller, a lease's renewal) there.
+
 # Which records exist, of the keys in ARGV[3] (one per line) and the kinds in ARGV[2] (comma
 # separated), under the prefix ARGV[1]: a string of "0"s and "1"s, key by key, kind by kind.
 # One argument and one reply for thousands of keys: redis-py packs and parses those far
@@ -103,6 +102,8 @@ end
 return table.concat(found)
 """
 
+# ARGV: old, "1" to set (else delete), new, ttl in ms (0: none). A retry whose first
+# reply was lost finds the new record (unique to the caller, a lease's renewal) there.
 _SWAP = """
 local current = redis.call('GET', KEYS[1])
 if ARGV[2] == '1' and current == ARGV[3] then return 1 end
