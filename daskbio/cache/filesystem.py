@@ -57,12 +57,19 @@ def make_folder(path: str, mode: int) -> None:
     os.chmod(path, mode)
 
 
+#: Records kept as symbolic links whose target is the record: made whole by one call, so
+#: never seen empty or half written, and cheap (locks are taken and given up per Task).
+#: Only for small records (a link's target holds up to 4 KiB).
+LINKED = frozenset({Kind.LOCK, Kind.CLAIM})
+
+
 class FileIndex(Index):
     """Records as files under ``root`` (see the module's docstring for the layout).
 
     Each file is written under a hidden temporary name in its folder and renamed into
-    place (linked, for an exclusive create), so a process killed at any instant leaves
-    the whole record or none; both work on the POSIX filesystems clusters share.
+    place, so a process killed at any instant leaves the whole record or none; both work
+    on the POSIX filesystems clusters share. Locks and claims (:data:`LINKED`) are
+    symbolic links instead, whose target is the record.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -95,6 +102,13 @@ class FileIndex(Index):
         return self._modes
 
     def get(self, kind: Kind, key: str, head: int | None = None) -> bytes:
+        if kind in LINKED:
+            try:
+                return os.fsencode(os.readlink(self._path(kind, key)))
+            except FileNotFoundError:
+                raise KeyError(key) from None
+            except OSError:
+                return b""  # not a link: nothing daskbio wrote, so not a holder
         try:
             fd = os.open(self._path(kind, key), os.O_RDONLY)
         except FileNotFoundError:
@@ -107,15 +121,18 @@ class FileIndex(Index):
         finally:
             os.close(fd)
 
-    def _write_new(self, path: str, data: bytes) -> None:
-        """Create the file ``path`` (it must not exist: ``FileExistsError``) holding ``data``."""
-        folder = os.path.dirname(path)
-        dir_mode, file_mode = self.modes()
+    def _made_folder(self, folder: str) -> None:
         if folder not in self._made:
+            dir_mode = self.modes()[0]
             if not os.path.isdir(self.location):
                 make_folder(self.location, dir_mode)
             make_folder(folder, dir_mode)
             self._made.add(folder)
+
+    def _write_new(self, path: str, data: bytes) -> None:
+        """Create the file ``path`` (it must not exist: ``FileExistsError``) holding ``data``."""
+        self._made_folder(os.path.dirname(path))
+        file_mode = self.modes()[1]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode)
         try:
             if file_mode & 0o077:
@@ -138,7 +155,11 @@ class FileIndex(Index):
         # sharing the folder is ever written through.
         name = f".tmp-{os.path.basename(final)}-{self._secret}-{next(self._count)}"
         tmp = os.path.join(os.path.dirname(final), name)
-        self._write_new(tmp, data)
+        if kind in LINKED:
+            self._made_folder(os.path.dirname(final))
+            os.symlink(os.fsdecode(data), tmp)
+        else:
+            self._write_new(tmp, data)
         return tmp, final
 
     def put(self, kind: Kind, key: str, data: bytes) -> None:
@@ -151,26 +172,32 @@ class FileIndex(Index):
             raise
 
     def create(self, kind: Kind, key: str, data: bytes, ttl: float | None = None) -> bool:
-        tmp, final = self._temporary(kind, key, data)
+        if kind not in LINKED:
+            raise ValueError(f"FileIndex creates {sorted(k.value for k in LINKED)} records only")
+        final = self._path(kind, key)
+        self._made_folder(os.path.dirname(final))
         try:
-            # link(2) of a whole file: the record is never seen empty or half written,
-            # and the link fails if the record exists, atomically, on local disks and on
-            # NFS. NFS may report a link made when its reply was lost as failed: the
-            # temporary file's link count tells.
-            os.link(tmp, final)
+            # symlink(2) makes the record whole in one step, and fails if the name
+            # exists, atomically, on local disks and on NFS (one SYMLINK call). NFS may
+            # report a link made when its reply was lost as existing: ``data`` is unique
+            # to the caller (Index.create), so the link's target tells.
+            os.symlink(os.fsdecode(data), final)
         except FileExistsError:
-            return os.stat(tmp).st_nlink == 2
-        except OSError:
-            if os.stat(tmp).st_nlink != 2:
-                raise
-        finally:
-            os.unlink(tmp)
+            try:
+                return os.fsencode(os.readlink(final)) == data
+            except OSError:
+                return False
         return True
 
     def remove(self, kind: Kind, key: str) -> int:
         path = self._path(kind, key)
+        if kind in LINKED:
+            # Once per Task: no stat for the few bytes a link holds in its inode.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return 0
         try:
-            size = os.stat(path).st_size
+            size = os.lstat(path).st_size
             os.unlink(path)
         except FileNotFoundError:
             return 0
@@ -207,7 +234,7 @@ class FileIndex(Index):
 
     def contains(self, kind: Kind, keys: set[str]) -> set[str]:
         if len(keys) < 32 or kind in FOLDERS:
-            return {k for k in keys if os.path.exists(self._path(kind, k))}
+            return {k for k in keys if os.path.lexists(self._path(kind, k))}
         suffix = SUFFIXES[kind]
         names = self._listing({k[:SHARD] for k in keys})
         return keys & {n[: len(n) - len(suffix)] for n in names if n.endswith(suffix)}
@@ -227,7 +254,7 @@ class FileIndex(Index):
         cutoff = time.time() - older_than
         for tmp in self.root.glob("*/.tmp-*"):
             with contextlib.suppress(FileNotFoundError):
-                st = tmp.stat()
+                st = tmp.lstat()
                 if st.st_mtime < cutoff:
                     tmp.unlink()
                     freed += st.st_size

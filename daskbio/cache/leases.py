@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import socket
@@ -49,6 +50,13 @@ def lease_length() -> float:
 def host() -> str:
     """This machine's name, as locks and entries record it."""
     return socket.gethostname()
+
+
+@functools.cache
+def _process() -> tuple[int, str, itertools.count]:
+    """This process's pid, and a secret and a count that make each lock record unique
+    (tokens from os.urandom would cost a system call per Task)."""
+    return os.getpid(), token(8), itertools.count()
 
 
 @functools.cache
@@ -222,8 +230,13 @@ def renewer() -> Renewer:
     return Renewer()
 
 
-# A forked child has the parent's renewer but not its thread: it makes its own.
-os.register_at_fork(after_in_child=renewer.cache_clear)
+def _forked() -> None:
+    # A forked child has the parent's renewer but not its thread, and another pid.
+    renewer.cache_clear()
+    _process.cache_clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def take(index: Index, key: str, run: str, length: float) -> Lease | None:
@@ -258,7 +271,8 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
     {}
     """
     now = time.time()
-    holder = Holder(host(), os.getpid(), run, now, now + length, token(8), machine())
+    pid, secret, count = _process()
+    holder = Holder(host(), pid, run, now, now + length, f"{secret}-{next(count)}", machine())
     record = holder.to_bytes()
     # A second attempt only when the lock was released between the create and the read.
     for _ in range(2):
