@@ -82,8 +82,8 @@ class Index(ABC):
         that cannot tell whether its write won compares the record there with it.
 
         ``ttl`` is a hint for lock records: a backend that can expire records by itself
-        (Redis) drops the record after that many seconds unless it is swapped for a new
-        one. Others keep it; the record's own content says when it expires.
+        (Redis) drops the record some time after that many seconds unless it is swapped
+        for a new one. Others keep it; the record's own content says when it expires.
         """
 
     def swap(
