@@ -109,6 +109,24 @@ class Planted:
         return (Path.touch, (Path(self.path),))
 
 
+def race_for_the_lock(store: Store, key: str, threads: int = 8) -> list:
+    """Have ``threads`` threads try to lock ``key`` at the same instant; the leases won."""
+    winners = []
+    start = threading.Barrier(threads)
+
+    def take(i):
+        start.wait()
+        if lease := store.lock(key, f"run{i}"):
+            winners.append(lease)
+
+    racing = [threading.Thread(target=take, args=(i,)) for i in range(threads)]
+    for t in racing:
+        t.start()
+    for t in racing:
+        t.join()
+    return winners
+
+
 class StoreTests:
     """Subclass with a ``store`` fixture to prove a backend behaves like the others."""
 
@@ -465,19 +483,7 @@ class StoreTests:
         assert store.keys() == []
 
     def test_a_lock_is_taken_by_exactly_one_of_many_threads(self, store: Store):
-        winners = []
-        start = threading.Barrier(8)
-
-        def take(i):
-            start.wait()
-            if lease := store.lock(KEY, f"run{i}"):
-                winners.append(lease)
-
-        threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        winners = race_for_the_lock(store, KEY)
         assert len(winners) == 1
         holder = store.holders()[KEY]
         assert holder == winners[0].holder
@@ -495,19 +501,7 @@ class StoreTests:
         assert store.lock(KEY, "early") is None
         time.sleep(0.3)
         assert store.holders()[KEY].expired
-        winners = []
-        start = threading.Barrier(8)
-
-        def take(i):
-            start.wait()
-            if lease := store.lock(KEY, f"run{i}"):
-                winners.append(lease)
-
-        threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        winners = race_for_the_lock(store, KEY)
         assert len(winners) == 1
         assert store.holders()[KEY].run == winners[0].holder.run
         store.unlock(dead)  # the old holder wakes up: it must not free the new lease
