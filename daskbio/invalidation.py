@@ -76,7 +76,8 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
     That is: results, failure records and partly written arrays of other Tasks, hidden
     temporary files of interrupted writes over an hour old, and whatever a kept Task's
     payload folder holds beside what its entry names (an array of a failed write). Tasks
-    a live run holds the lock of are left alone, whatever their state. Partly written
+    a live run holds the lock of are left alone, whatever their state (cleanup first
+    joins the runs on the cache, so that one alone there takes its locks). Partly written
     arrays of kept Tasks stay, for the next run to resume. With ``dry_run``, nothing is removed
     and the bytes are those that would be freed by the first part.
 
@@ -89,6 +90,18 @@ def cleanup(store: Store, keep: set[str], dry_run: bool = False) -> tuple[list[s
     >>> removed, store.keys()
     (['cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd'], ['abababababababababababababababab'])
     """
+    if dry_run:
+        return _cleanup(store, keep, dry_run)
+    # Joining as a run makes runs alone on the cache take their locks first: then the
+    # Tasks they are computing are known, and spared (graph/solo.py).
+    from daskbio.graph.job import Run
+    from daskbio.graph.solo import registered
+
+    with registered(store, Run(), in_process=False):
+        return _cleanup(store, keep, dry_run)
+
+
+def _cleanup(store: Store, keep: set[str], dry_run: bool) -> tuple[list[str], int]:
     # What a live run is computing is left alone: its payload is not committed yet.
     busy = {k for k, holder in store.holders().items() if holder.live}
     found = set(store.keys()) | store.failures() | store.partial()

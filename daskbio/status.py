@@ -50,11 +50,15 @@ class Status:
         Why each stale result is stale, by Task hash (see :func:`stale_results`).
     running : dict
         Who is computing each Task being computed now (a run's live lock), by hash.
+    runs : dict
+        The runs computing Tasks on the cache now, by run id. One alone there
+        (``Holder.solo``) takes no locks: its Tasks count as waiting.
     """
 
     counts: dict[str, Counts] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
     running: dict[str, Holder] = field(default_factory=dict)
+    runs: dict[str, Holder] = field(default_factory=dict)
 
 
 def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
@@ -77,6 +81,8 @@ def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
     result = Status()
     missing = {t.hash() for t in tasks} - present
     if missing:
+        result.runs = store.runs()
+    if result.runs:
         result.running = {k: holder for k, holder in store.holders(missing).items() if holder.live}
     for t in tasks:
         c = result.counts.get(t.name)

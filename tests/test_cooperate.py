@@ -146,8 +146,13 @@ def _daskbio(project: Path, *args: str, env: dict[str, str]) -> str:
     return r.stdout + r.stderr
 
 
+def _locking(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a run that takes locks even when it is alone on its cache."""
+    return {**env, "DASK_DASKBIO__SOLO": "false"}
+
+
 def test_status_shows_running_tasks_and_cleanup_removes_dead_ones_locks(project: Path):
-    env = _env(project, sleep="120", n="6")
+    env = _locking(_env(project, sleep="120", n="6"))
     first = _holding_two(project, env)
     try:
         shown = _daskbio(project, "status", env=env)
@@ -167,7 +172,7 @@ def test_status_shows_running_tasks_and_cleanup_removes_dead_ones_locks(project:
 
 
 def test_a_run_killed_while_holding_tasks_on_this_machine_is_taken_over_at_once(project: Path):
-    env = _env(project, sleep="120", n="6")
+    env = _locking(_env(project, sleep="120", n="6"))
     _kill(_holding_two(project, env))
     held = _store(project).holders()
     assert len(held) == 2 and all(not h.expired for h in held.values())
@@ -190,8 +195,11 @@ def test_tasks_held_by_a_lost_machine_are_taken_over_after_the_lease(project, mo
     with load(project / "pipeline.py", store, may_compute=False) as pipeline:
         lost = [t.hash() for t in pipeline.tasks if t.name == "work"][:2]
     now = time.time()
+    # What a run on a machine that went down leaves: its record and its locks, whose
+    # leases nobody renews.
+    holder = leases.Holder("node-that-died", 4242, "lost", now, now + 3, "t0")
+    store.index.put(Kind.RUN, "lost", holder.to_bytes())
     for key in lost:
-        holder = leases.Holder("node-that-died", 4242, "lost", now, now + 3, "t0")
         assert store.index.create(Kind.LOCK, key, holder.to_bytes())
 
     out = _daskbio(project, "run", env=env)
@@ -391,3 +399,41 @@ def test_a_lock_linked_on_nfs_whose_reply_was_lost_is_still_taken(tmp_path, monk
     assert lease is not None and store.holders()["ab" * 16].run == "mine"
     store.unlock(lease)
     assert store.holders() == {}
+
+
+def test_a_run_alone_takes_no_locks_until_another_comes(project: Path):
+    env = _env(project, sleep="0.2", n="30")
+    alone = _start(project, env=env)
+    deadline = time.monotonic() + 60
+    while not (project / "log").exists() or sum(_executions(project).values()) < 4:
+        assert time.monotonic() < deadline, "the first run started no Task"
+        time.sleep(0.05)
+    assert _store(project).holders() == {}  # alone: no locks
+    shown = _daskbio(project, "status", env=env)
+    assert f"a run alone on this cache, in {socket.gethostname()}:{alone.pid}" in shown
+    second = _start(project, env=env)
+    outputs = [r.communicate(timeout=120) for r in (alone, second)]
+    for r, (out, err) in zip((alone, second), outputs):
+        assert r.returncode == 0, out + err
+    assert _executions(project) == collections.Counter(
+        {**{f"work-{i}": 1 for i in range(30)}, "total": 1}
+    )
+    assert sum(_computed(out) for out, _ in outputs) == 31
+    assert min(_computed(out) for out, _ in outputs) > 0
+    assert not list(_store(project).index.list(Kind.RUN))
+
+
+def test_cleanup_makes_a_run_alone_take_its_locks_and_spares_what_it_computes(project):
+    env = _env(project, sleep="120", n="2", total="0")
+    alone = _holding_two(project, env)
+    try:
+        store = _store(project)
+        assert store.holders() == {}
+        _daskbio(project, "cleanup", env=env)
+        # The run took the locks of the Tasks it computes before cleanup looked.
+        assert len(store.holders()) == 2
+        assert {h.run for h in store.runs().values()} and not any(
+            h.solo for h in store.runs().values()
+        )
+    finally:
+        _kill(alone)

@@ -35,6 +35,8 @@ class Kind(enum.Enum):
     LOCK = "lock"
     #: "A swap of this record is under way" (see :meth:`Index.swap`), held for an instant.
     CLAIM = "claim"
+    #: "A run is computing Tasks on this cache, and whether it takes locks" (a lease too).
+    RUN = "run"
 
 
 #: How the file-like backends lay records out: a Task's records beside each other in its
@@ -45,7 +47,7 @@ SUFFIXES = {Kind.ENTRY: "", Kind.FAILURE: ".failed", Kind.LOCK: ".lock", Kind.CL
 #: Seconds after which a swap's claim is what a process killed mid-swap left (a claim is
 #: held for the instant of one swap), and is removed.
 CLAIM_STALE = 30.0
-FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs"}
+FOLDERS = {Kind.CODE: "code", Kind.INPUTS: "inputs", Kind.RUN: "runs"}
 
 
 def record_name(kind: Kind, key: str, shard: int = 2) -> str:

@@ -27,6 +27,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daskbio.cache.index import Index, Kind, claim_is_stale
 from daskbio.cache.signing import token
@@ -82,6 +83,8 @@ class Holder:
     expires: float
     token: str
     machine: str = ""
+    #: In a run's record (:attr:`Kind.RUN`): it is alone on the cache and takes no locks.
+    solo: bool = False
 
     @property
     def expired(self) -> bool:
@@ -121,6 +124,8 @@ class Holder:
             "token": self.token,
             "machine": self.machine,
         }
+        if self.solo:
+            fields["solo"] = True
         return json.dumps(fields).encode()
 
     @classmethod
@@ -146,6 +151,8 @@ class Lease:
     holder: Holder
     record: bytes
     length: float
+    #: A Task's lock, or a run's record.
+    kind: Kind = Kind.LOCK
     #: Set when the lease could not be renewed (it ran out and another run took it).
     lost: bool = False
     released: bool = False
@@ -153,16 +160,22 @@ class Lease:
     # could write the record back just after the release removed it.
     _turn: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
-    def _renew(self) -> None:
+    def _renew(self, **changes: Any) -> None:
         with self._turn:
             if self.released or self.lost:
                 return
-            holder = dataclasses.replace(self.holder, expires=time.time() + self.length)
+            expires = time.time() + self.length
+            holder = dataclasses.replace(self.holder, expires=expires, **changes)
             record = holder.to_bytes()
-            if self.index.swap(Kind.LOCK, self.key, self.record, record, ttl=self.length):
+            if self.index.swap(self.kind, self.key, self.record, record, ttl=self.length):
                 self.holder, self.record = holder, record
             else:
                 self.lost = True
+
+    def change(self, **changes: Any) -> None:
+        """Rewrite the record with ``changes`` to its holder's fields (and a renewed
+        lease), e.g. a run's ``solo``."""
+        self._renew(**changes)
 
 
 class Renewer:
@@ -306,9 +319,36 @@ def release(lease: Lease) -> None:
             return
         if time.time() < lease.holder.expires - lease.length / 4:
             # Nobody may take over a lease with this much left: no need to compare.
-            lease.index.remove(Kind.LOCK, lease.key)
+            lease.index.remove(lease.kind, lease.key)
         else:
-            lease.index.swap(Kind.LOCK, lease.key, lease.record, None)
+            lease.index.swap(lease.kind, lease.key, lease.record, None)
+
+
+def register(index: Index, run: str, length: float, solo: bool) -> Lease:
+    """Record that the run ``run`` computes Tasks on the cache of ``index`` (alone and
+    without locks, when ``solo``), renewed like a lock until :func:`release`."""
+    now = time.time()
+    pid, secret, count = _process()
+    holder = Holder(host(), pid, run, now, now + length, f"{secret}-{next(count)}", machine(), solo)
+    lease = Lease(run, index, holder, holder.to_bytes(), length, Kind.RUN)
+    index.put(Kind.RUN, run, lease.record)
+    renewer().add(lease)
+    return lease
+
+
+def runs(index: Index) -> dict[str, Holder]:
+    """The runs computing Tasks on the cache now (their records whose lease holds)."""
+    names = list(index.list(Kind.RUN))
+    found = {}
+    with index.prefetched(Kind.RUN, names):
+        for name in names:
+            try:
+                holder = Holder.from_bytes(index.get(Kind.RUN, name))
+            except KeyError:
+                continue
+            if holder is not None and holder.live:
+                found[name] = holder
+    return found
 
 
 def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:

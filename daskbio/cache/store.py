@@ -546,9 +546,19 @@ class Store:
             return leases.take(self.index, key, run, length or leases.lease_length())
 
     def unlock(self, lease: leases.Lease) -> None:
-        """Release a lock taken with :meth:`lock`."""
+        """Release a lock taken with :meth:`lock` (or a run's record)."""
         with self._writing():
             leases.release(lease)
+
+    def register_run(self, run: str, solo: bool, length: float | None = None) -> leases.Lease:
+        """Record that the run ``run`` computes Tasks here (alone, taking no locks, when
+        ``solo``), until :meth:`unlock` of what this returns."""
+        with self._writing():
+            return leases.register(self.index, run, length or leases.lease_length(), solo)
+
+    def runs(self) -> dict[str, leases.Holder]:
+        """The runs computing Tasks here now, by run id."""
+        return leases.runs(self.index)
 
     def holders(self, keys: Iterable[str] | None = None) -> dict[str, leases.Holder]:
         """Who holds the locks of ``keys`` (every lock when None), expired ones included."""

@@ -65,6 +65,12 @@ def status(file: Path, as_json: bool, cache: str | None) -> None:
             click.echo(f"Cache: {store.location}")
             if report.running:
                 click.echo(running_summary(report.running))
+            alone = [h.where for h in report.runs.values() if h.solo]
+            if alone:
+                click.echo(
+                    f"Running now: a run alone on this cache, in {', '.join(alone)}: it takes "
+                    "no locks, so its Tasks running count as waiting"
+                )
             if report.stale:
                 click.echo(stale_summary(report.stale))
         if pipeline.barrier is not None:

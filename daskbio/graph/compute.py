@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import os
@@ -17,6 +18,7 @@ from daskbio.cache import CorruptEntry, DamagedEntryWarning, Store, open_store
 from daskbio.cache.leases import Holder, lease_length
 from daskbio.graph.job import NotDone, Run, TasksFailed
 from daskbio.graph.plan import Plan, plan
+from daskbio.graph.solo import registered
 from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
 from daskbio.status import stale_among, stale_notes
 
@@ -205,10 +207,11 @@ def execute(
 ) -> Outcome:
     """Compute what ``targets`` miss, sharing the work with other runs on ``store``.
 
-    Each Task is locked while it is computed, so runs started at any time on one cache
-    (several shells, the elements of a job array) compute it once: Tasks another run
-    holds, and what depends on them, wait until their results are committed (or their
-    holder's lease runs out, and this run takes them over).
+    Each Task is locked while it is computed (unless the run is alone on the cache: see
+    :mod:`daskbio.graph.solo`), so runs started at any time on one cache (several shells,
+    the elements of a job array) compute it once: Tasks another run holds, and what
+    depends on them, wait until their results are committed (or their holder's lease
+    runs out, and this run takes them over).
 
     With ``keep_going`` (default: the session's) a failed Task stops only what depends
     on it; otherwise the first failure is raised (Tasks already running finish and
@@ -228,57 +231,64 @@ def execute(
     damaged: set[str] = set()
     seen_failures: dict[str, Any] = {}
     last_round: set[str] = set()
-    while True:
-        p = plan(targets, store)
-        if outcome is None:
-            outcome = Outcome(p)
-            if run.keep_going:
-                seen_failures = _failure_times(store, p.failed)
-        try:
-            if not p.run:
-                if want_values:
-                    outcome.values.update(_load_targets(targets, outcome.values, store))
-                break
-            if not settings.may_compute:
-                raise Barrier(next(iter(p.run.values())))
-            if run.keep_going:
-                outcome.failed.update(_new_failures(store, p.failed, seen_failures))
-            now, held = _this_round(p, store, outcome.failed.keys())
-            if now.run:
-                if now.run.keys() == last_round:
-                    # The same Tasks again: none could be locked (a lock this run does not
-                    # see as held, such as one judged differently by a worker). Back off.
-                    waiting.pause_once()
+    in_process = (scheduler or _default_client() or "threads") in ("sync", "threads")
+    joined = False
+    # The run is recorded on the cache (solo.registered) once it has something to compute.
+    with contextlib.ExitStack() as stack:
+        while True:
+            p = plan(targets, store)
+            if outcome is None:
+                outcome = Outcome(p)
+                if run.keep_going:
+                    seen_failures = _failure_times(store, p.failed)
+            try:
+                if not p.run:
+                    if want_values:
+                        outcome.values.update(_load_targets(targets, outcome.values, store))
+                    break
+                if not settings.may_compute:
+                    raise Barrier(next(iter(p.run.values())))
+                if not joined:
+                    stack.enter_context(registered(store, run, in_process, settings.progress))
+                    joined = True
+                if run.keep_going:
+                    outcome.failed.update(_new_failures(store, p.failed, seen_failures))
+                now, held = _this_round(p, store, outcome.failed.keys())
+                if now.run:
+                    if now.run.keys() == last_round:
+                        # The same Tasks again: none could be locked (a lock this run does not
+                        # see as held, such as one judged differently by a worker). Back off.
+                        waiting.pause_once()
+                    else:
+                        waiting.reset()
+                    last_round = set(now.run)
+                    outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
+                elif held:
+                    waiting.wait(store, held)
                 else:
-                    waiting.reset()
-                last_round = set(now.run)
-                outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
-            elif held:
-                waiting.wait(store, held)
+                    outcome.skipped = set(p.run) - outcome.failed.keys()
+                    break
+            except Damaged as e:
+                found = e.entries
+            except CorruptEntry as e:
+                found = [e]
+                if e.removed and _on_a_cluster(scheduler):
+                    # Found on a worker: its warning went to the worker's log, not here.
+                    warnings.warn(e.removal_notice(), DamagedEntryWarning, stacklevel=2)
             else:
-                outcome.skipped = set(p.run) - outcome.failed.keys()
-                break
-        except Damaged as e:
-            found = e.entries
-        except CorruptEntry as e:
-            found = [e]
-            if e.removed and _on_a_cluster(scheduler):
-                # Found on a worker: its warning went to the worker's log, not here.
-                warnings.warn(e.removal_notice(), DamagedEntryWarning, stacklevel=2)
-        else:
-            continue
-        for entry in found:
-            if not entry.removed:
-                raise RuntimeError(
-                    f"{entry}; it cannot be removed from the cache {store.location} (is it "
-                    "read-only?), so it cannot be computed again here"
-                ) from None
-            if entry.key in damaged:
-                raise RuntimeError(
-                    f"{entry} again, right after it was computed again: is the disk or the "
-                    f"cache {store.location} sound?"
-                ) from None
-            damaged.add(entry.key)
+                continue
+            for entry in found:
+                if not entry.removed:
+                    raise RuntimeError(
+                        f"{entry}; it cannot be removed from the cache {store.location} (is it "
+                        "read-only?), so it cannot be computed again here"
+                    ) from None
+                if entry.key in damaged:
+                    raise RuntimeError(
+                        f"{entry} again, right after it was computed again: is the disk or the "
+                        f"cache {store.location} sound?"
+                    ) from None
+                damaged.add(entry.key)
     outcome.plan.stale = stale_among(_cached_used(outcome.plan, targets), store)
     outcome.ran, outcome.elsewhere = _who_ran(outcome, store, run, scheduler)
     return outcome

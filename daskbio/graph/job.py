@@ -12,12 +12,13 @@ import reprlib
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from daskbio.cache import CacheWriteError, CorruptEntry, Store
 from daskbio.cache.arrays import is_dask_array
-from daskbio.cache.leases import host
+from daskbio.cache.leases import Lease, host
 from daskbio.cache.signing import KeyFileError, token
 from daskbio.graph import chunked, hashing
 from daskbio.graph.files import input_files
@@ -75,9 +76,41 @@ class Run:
     #: Keys this process computed, and keys it found computed by another run once locked.
     ran: set[str] = field(default_factory=set, repr=False)
     elsewhere: set[str] = field(default_factory=set, repr=False)
+    #: Alone on the cache: Jobs on this process's threads take no locks (graph/solo.py).
+    solo: bool = field(default=False, repr=False)
+    _mode: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _unlocked: set[str] = field(default_factory=set, repr=False)
+    _adopted: dict[str, Lease] = field(default_factory=dict, repr=False)
 
     def __reduce__(self) -> tuple:
+        # Not ``solo``: Jobs in other processes always lock.
         return (Run, (self.id, self.keep_going, self.lease))
+
+    def start_unlocked(self, key: str) -> bool:
+        """Whether the Job of ``key`` may run without its lock (the run is alone); if so
+        it counts as running unlocked until :meth:`finish_unlocked`."""
+        if not self.solo:
+            return False
+        with self._mode:
+            if not self.solo:
+                return False
+            self._unlocked.add(key)
+            return True
+
+    def finish_unlocked(self, key: str) -> Lease | None:
+        """The Job of ``key`` is done; the lock taken for it meanwhile, if any."""
+        with self._mode:
+            self._unlocked.discard(key)
+            return self._adopted.pop(key, None)
+
+    def stop_being_alone(self, lock: Callable[[str], Lease | None]) -> None:
+        """Another run has come: from now on Jobs lock, and those running unlocked get
+        their locks now, from ``lock``, before the other run computes anything."""
+        with self._mode:
+            self.solo = False
+            for key in self._unlocked:
+                if (lease := lock(key)) is not None:
+                    self._adopted[key] = lease
 
     def __dask_tokenize__(self) -> tuple:
         return ("daskbio.Run", self.id, self.keep_going, self.lease)
@@ -156,9 +189,10 @@ _summary.maxother = 60
 def run_job(job: Job, *dep_values: Any) -> Any:
     """Run ``job`` given its dependencies' values, store the result and return it.
 
-    The Task is locked first (:meth:`Store.lock`): a Task another run holds is left to
-    it (a :class:`NotDone` comes back), and one committed by another run since the plan
-    was made is loaded instead. Only the Task's own error, or one storing its result,
+    The Task is locked first (:meth:`Store.lock`), unless the run is alone on the cache
+    (:mod:`daskbio.graph.solo`): a Task another run holds is left to it (a
+    :class:`NotDone` comes back), and one committed by another run since the plan was
+    made is loaded instead. Only the Task's own error, or one storing its result,
     makes a failure record: a damaged input (already removed, so the run computes it
     again), a cache that cannot be written or a signing key that cannot be read (the run
     stops) is not the Task's.
@@ -168,6 +202,12 @@ def run_job(job: Job, *dep_values: Any) -> Any:
             return NotDone(job.key, "upstream")
     if job.run.stop.is_set():
         return NotDone(job.key, "stopped")
+    if job.run.start_unlocked(job.key):
+        try:
+            return _compute(job, dep_values)
+        finally:
+            if (adopted := job.run.finish_unlocked(job.key)) is not None:
+                job.store.unlock(adopted)
     lease = job.store.lock(job.key, job.run.id, job.run.lease)
     if lease is None:
         return NotDone(job.key, "elsewhere")
