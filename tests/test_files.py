@@ -327,7 +327,7 @@ def test_run_recomputes_the_task_of_an_overwritten_file(tmp_path):
     rewrite_with_new_ctime(a, b"1234567890")
     assert status(file)["waiting"] == 1
     second = daskbio("run", file, check=True).stdout
-    assert re.search(r"^count\s+2\s+1\s+2\s+0\s+0$", second, re.MULTILINE), second
+    assert re.search(r"^count\s+2\s+1\s+2\s+0\s+0\s+0$", second, re.MULTILINE), second
     assert status(file)["done"] == 2
     values = subprocess.run(
         [sys.executable, script, tmp_path, tmp_path / "pipeline.daskbio"],
