@@ -338,28 +338,24 @@ def register(index: Index, run: str, length: float, solo: bool) -> Lease:
 
 def runs(index: Index) -> dict[str, Holder]:
     """The runs computing Tasks on the cache now (their records whose lease holds)."""
-    names = list(index.list(Kind.RUN))
-    found = {}
-    with index.prefetched(Kind.RUN, names):
-        for name in names:
-            try:
-                holder = Holder.from_bytes(index.get(Kind.RUN, name))
-            except KeyError:
-                continue
-            if holder is not None and holder.live:
-                found[name] = holder
-    return found
+    found = _holders(index, Kind.RUN, list(index.list(Kind.RUN)))
+    return {name: holder for name, holder in found.items() if holder.live}
 
 
 def holders(index: Index, keys: set[str] | None = None) -> dict[str, Holder]:
     """Who holds the locks of ``keys`` (every lock when None), dead holders included
     (see :attr:`Holder.live`), read in one batch."""
-    locked = list(index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys))
+    locked = index.list(Kind.LOCK) if keys is None else index.contains(Kind.LOCK, keys)
+    return _holders(index, Kind.LOCK, list(locked))
+
+
+def _holders(index: Index, kind: Kind, keys: list[str]) -> dict[str, Holder]:
+    """The holders the records of ``kind`` of ``keys`` name, read in one batch."""
     found = {}
-    with index.prefetched(Kind.LOCK, locked):
-        for key in locked:
+    with index.prefetched(kind, keys):
+        for key in keys:
             try:
-                holder = Holder.from_bytes(index.get(Kind.LOCK, key))
+                holder = Holder.from_bytes(index.get(kind, key))
             except KeyError:
                 continue
             if holder is not None:
