@@ -437,3 +437,69 @@ def test_cleanup_makes_a_run_alone_take_its_locks_and_spares_what_it_computes(pr
         )
     finally:
         _kill(alone)
+
+
+ARRAYS = """
+import os
+import time
+
+import dask.array as da
+import numpy as np
+
+from daskbio import TaskGenerator
+
+LOG = os.environ["COOP_LOG"]
+
+
+def note(what):
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"{what} {os.getpid()}\\n".encode())
+    os.close(fd)
+
+
+@TaskGenerator
+def image(i):
+    note(f"image-{i}")
+    time.sleep(0.2)
+    return np.full((64, 64), i, dtype=np.uint16)
+
+
+@TaskGenerator
+def smooth(i):
+    note(f"smooth-{i}")
+    time.sleep(0.2)
+    return da.full((64, 64), i, dtype=np.float32, chunks=16) + 0.5
+
+
+images = [image(i) for i in range(8)]
+smoothed = [smooth(i) for i in range(4)]
+"""
+
+
+def test_four_runs_of_array_results_write_each_array_once(tmp_path: Path):
+    # Before locks, concurrent writers of one array crashed (ContainsArrayError, a
+    # .partial folder gone) and left copies beside the committed one.
+    (tmp_path / "pipeline.py").write_text(ARRAYS)
+    env = _env(tmp_path)
+    runs = [_start(tmp_path, env=env) for _ in range(4)]
+    for r in runs:
+        out, err = r.communicate(timeout=300)
+        assert r.returncode == 0, out + err
+    executions = _executions(tmp_path)
+    expected = [f"image-{i}" for i in range(8)] + [f"smooth-{i}" for i in range(4)]
+    assert executions == collections.Counter(expected)
+    store = _store(tmp_path)
+    found: dict[str, list[float]] = {"image": [], "smooth": []}
+    for key in list(store.keys()):
+        value = np.asarray(store.load(key))
+        assert value.shape == (64, 64) and np.unique(value).size == 1
+        found[store.metadata(key)["name"]].append(float(value[0, 0]))
+    assert sorted(found["image"]) == [float(i) for i in range(8)]
+    assert sorted(found["smooth"]) == [i + 0.5 for i in range(4)]
+    # One array per entry: no copy of a concurrent writer beside the committed one (the
+    # "done" tags of a chunked write are what a single run leaves too).
+    folders = sorted((tmp_path / "pipeline.daskbio").glob("*/*.zarr"))
+    assert len(folders) == 12
+    for folder in folders:
+        arrays = {p.name for p in folder.iterdir()} - {"zarr.json", "done"}
+        assert len(arrays) == 1, (folder, arrays)
