@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -88,6 +89,11 @@ class Task:
         made = _pipeline_tasks.get()
         if made is not None:
             made.append(self)
+
+    def __reduce__(self) -> tuple:
+        # The hash travels with the Task: unpickling does not hash the arguments again.
+        return (_rebuilt_task, (_pickled_function(self.f), self.args, self.kwargs,
+                                self.version, self.digest))  # fmt: skip
 
     def hash(self) -> str:
         """The Task's hash as 32 hexadecimal digits (Jug's ``Task.hash()``)."""
@@ -311,6 +317,35 @@ class TaskGenerator:
 
     def __repr__(self) -> str:
         return f"TaskGenerator({self.f.__qualname__})"
+
+    def __reduce__(self) -> str | tuple:
+        module = sys.modules.get(self.__module__)
+        if self.__module__ != "__main__" and getattr(module, self.__qualname__, None) is self:
+            return self.__qualname__  # by reference, as pickle does for functions
+        # By value (a pipeline file runs as ``__main__``, which other processes do not have):
+        # the function, which cloudpickle then pickles by value too.
+        return (_task_generator, (self.f, self.version))
+
+
+def _task_generator(f: Callable[..., Any], version: str | None) -> TaskGenerator:
+    return TaskGenerator(f, version=version)
+
+
+def _pickled_function(f: Callable[..., Any]) -> Any:
+    """``f``, or the TaskGenerator that took ``f``'s own name in its module (``@TaskGenerator``
+    does): plain pickle finds a function by its name, where it would find the wrapper."""
+    module = sys.modules.get(getattr(f, "__module__", None) or "")
+    holder = getattr(module, getattr(f, "__qualname__", ""), None)
+    return holder if isinstance(holder, TaskGenerator) and holder.f is f else f
+
+
+def _rebuilt_task(f: Any, args: tuple, kwargs: dict, version: str | None, digest: bytes) -> Task:
+    task = Task.__new__(Task)
+    task.f = f.f if isinstance(f, TaskGenerator) else f
+    task.args, task.kwargs, task.version = args, kwargs, version
+    task.name = getattr(task.f, "__name__", type(task.f).__name__)
+    task.digest, task._hex, task._deps = digest, digest.hex(), None
+    return task
 
 
 def iteratetask(task: TaskLike, n: int) -> tuple[Tasklet, ...]:
