@@ -144,3 +144,33 @@ def test_preload_on_a_distributed_client_imports_on_every_worker_later_ones_too(
         cluster.scale(2)
         client.wait_for_workers(2)
         assert list(client.run(imported, ARRAY_STACK).values()) == [list(ARRAY_STACK)] * 2
+
+
+def test_import_daskbio_gives_its_submodules_on_first_use_as_the_readme_writes_them():
+    code = textwrap.dedent(
+        """
+        import sys
+
+        import daskbio
+
+        lazy = ("dask.array", "mahotas", "daskbio.kernels", "daskbio.io", "daskbio.datasets")
+        assert not any(name in sys.modules for name in lazy), sorted(sys.modules)
+        import numpy as np
+
+        image = np.zeros((32, 32), np.uint8)
+        image[4:10, 4:10] = image[20:28, 16:30] = 200
+        labeled, n = daskbio.kernels.label(image > daskbio.kernels.otsu(image))
+        assert int(n) == 2, n
+        assert callable(daskbio.io.imread) and callable(daskbio.datasets.nuclei)
+        assert {"kernels", "io", "datasets"} <= set(dir(daskbio))
+        try:
+            daskbio.kernel
+        except AttributeError as e:
+            assert "no attribute 'kernel'" in str(e)
+        else:
+            raise AssertionError("daskbio.kernel exists")
+        print("ok")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "ok", run.stderr
