@@ -324,3 +324,15 @@ def test_run_on_a_scheduler_address_uses_that_cluster(tmp_path):
         prefixes = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.task_prefixes))
     assert {"source", "double", "combine", "unrelated"} <= prefixes
     assert daskbio("check", file).returncode == 0
+
+
+def test_a_file_that_makes_no_task_is_one_error_line_not_all_0_cached(tmp_path):
+    no_task = "def f(x):\n    return x\n\n\nresults = [f(i) for i in range(3)]\n"
+    file = write_pipeline(tmp_path, no_task)
+    for command in ("run", "status", "check"):
+        result = daskbio(command, file)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"Error: no Task found in {file}: is a function missing @TaskGenerator?"
+        ], result.stderr
+        assert "All 0 Tasks" not in result.stdout

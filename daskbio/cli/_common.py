@@ -34,10 +34,15 @@ def store_for(file: Path, cache: str | None) -> Store:
 def open_pipeline(
     file: Path, cache: str | None, may_compute: bool = False, **settings: Any
 ) -> Iterator[tuple[Pipeline, Store]]:
-    """Load ``file`` with its store, turning a missing file into a one-line error."""
+    """Load ``file`` with its store, turning a missing file, or one that makes no Task,
+    into a one-line error."""
     store = store_for(file, cache)
     try:
         with load(file, store, may_compute=may_compute, **settings) as pipeline:
+            if not pipeline.tasks and pipeline.barrier is None:
+                raise click.ClickException(
+                    f"no Task found in {file}: is a function missing @TaskGenerator?"
+                )
             yield pipeline, store
     except PipelineNotFound as e:
         raise click.ClickException(str(e)) from None
