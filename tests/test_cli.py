@@ -336,3 +336,33 @@ def test_a_file_that_makes_no_task_is_one_error_line_not_all_0_cached(tmp_path):
             f"Error: no Task found in {file}: is a function missing @TaskGenerator?"
         ], result.stderr
         assert "All 0 Tasks" not in result.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("misspelt scheduler", "--scheduler 'threds' is none of sync, threads, processes or"),
+        ("misspelt scheduler", "(did you mean 'threads'?)"),
+        ("unreachable scheduler", "cannot reach the Dask scheduler at tcp://127.0.0.1:"),
+        ("cache is a file", "it is a file, not a folder"),
+    ],
+)
+def test_command_line_mistakes_are_one_error_line_and_exit_1(chain, case, message):
+    options = {
+        "misspelt scheduler": ["--scheduler", "threds"],
+        "unreachable scheduler": ["--scheduler", f"tcp://127.0.0.1:{_free_port()}"],
+        "cache is a file": ["--cache", str(chain)],
+    }[case]
+    result = daskbio("run", chain, *options)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert message in lines[0]

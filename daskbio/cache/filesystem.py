@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from daskbio.cache.errors import CacheUnavailable
 from daskbio.cache.index import FOLDERS, SUFFIXES, Index, Kind, record_name
 from daskbio.cache.payloads import SHARD, SUFFIX, Payloads
 from daskbio.cache.signing import token
@@ -325,6 +326,8 @@ class FileSystemStore(Store):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         index = FileIndex(root)
+        if index.root.exists() and not index.root.is_dir():
+            raise CacheUnavailable(index.location, "it is a file, not a folder")
         self.root = self.folder = index.root
         opener = functools.partial(_private_local_store, self.root)
         super().__init__(index, Payloads(opener=opener), None, index.location)

@@ -32,6 +32,15 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
         raise click.UsageError("--listen is for --scheduler local, which starts a scheduler")
     if scheduler in LOCAL_SCHEDULERS:
         return scheduler, None
+    if scheduler != "local" and ":" not in scheduler:
+        import difflib
+
+        near = difflib.get_close_matches(scheduler, [*LOCAL_SCHEDULERS, "local"], n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise click.ClickException(
+            f"--scheduler {scheduler!r} is none of {', '.join(LOCAL_SCHEDULERS)} or local, "
+            f"nor a scheduler address (HOST:PORT, tcp://HOST:PORT){hint}"
+        )
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -40,7 +49,14 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, **local_network(listen))
         client = Client(cluster)
     else:
-        cluster, client = None, Client(scheduler, timeout="10s")
+        cluster = None
+        try:
+            client = Client(scheduler, timeout="5s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise click.ClickException(
+                f"cannot reach the Dask scheduler at {scheduler} ({e}): is it running, "
+                "and is the address right?"
+            ) from None
     click.echo(f"Dask dashboard: {client.dashboard_link}")
 
     def close() -> None:
