@@ -13,8 +13,9 @@ from typing import Any
 from daskbio.clusters import cluster
 from daskbio.graph import *  # noqa: F403
 from daskbio.graph import __all__ as _graph_all
+from daskbio.pipeline import init
 
-__all__ = [*_graph_all, "cluster"]
+__all__ = [*_graph_all, "cluster", "init"]
 
 __version__ = "0.1.0"
 

@@ -64,7 +64,10 @@ def load(
         raise PipelineNotFound(f"pipeline file not found: {path}")
     module = types.ModuleType("__main__")
     module.__file__ = str(path.absolute())
-    code = compile(path.read_bytes(), str(path), "exec")
+    # dont_inherit: the file is compiled as Python would compile it, not with the
+    # __future__ imports of this module (its functions would then differ from the same
+    # file imported as a module, in their annotations and their code fingerprints).
+    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
     saved_main, saved_path = sys.modules.get("__main__"), list(sys.path)
     sys.modules["__main__"] = module
     sys.path.insert(0, str(path.absolute().parent))
@@ -157,3 +160,41 @@ def _definition_place(f: Any) -> tuple[Path, int]:
 def _and(items: Iterable[str]) -> str:
     items = list(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def init(
+    pipeline_file: str | os.PathLike[str], cache: Store | str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Load a pipeline file without computing, and make its cache the default (Jug's
+    ``jug.init``): then :func:`~daskbio.value` and :func:`~daskbio.compute` read the results
+    ``daskbio run FILE`` computed, in a notebook or a script.
+
+    Parameters
+    ----------
+    pipeline_file : path
+        The pipeline. It runs as ``daskbio status`` runs it: a ``value()`` call in it that
+        needs a result not computed yet stops the loading there.
+    cache : Store, path or URL, optional
+        The cache; by default the one ``daskbio run FILE`` uses (the Dask config key
+        ``daskbio.cache``, else ``<stem>.daskbio/`` beside the file).
+
+    Returns
+    -------
+    dict
+        The file's namespace: its Tasks, by the names it gave them. A plain ``import``
+        of the file's module afterwards makes the same Tasks (their hashes name the file,
+        not ``__main__``), which find the same results.
+
+    Examples
+    --------
+    >>> ns = init("examples/segmentation/pipeline.py")  # doctest: +SKIP
+    >>> value(ns["results"])[:2]  # doctest: +SKIP
+    """
+    from daskbio.cache import open_store
+    from daskbio.graph.compute import set_defaults
+
+    store = open_store(cache, pipeline_file=pipeline_file)
+    with load(pipeline_file, store, may_compute=False) as pipeline:
+        namespace = pipeline.namespace
+    set_defaults(store=store)
+    return namespace

@@ -143,3 +143,66 @@ def test_python_c_and_stdin_use_the_cache_given(tmp_path, how):
     configured = run_python(how, tmp_path, clean_env(DASK_DASKBIO__CACHE=str(tmp_path / "env")))
     assert (configured.returncode, configured.stdout) == (0, "2\n"), configured.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env", "given"]
+
+
+RESULTS = """
+import os
+
+from daskbio import TaskGenerator
+
+
+@TaskGenerator
+def square(x):
+    with open(os.path.join(os.path.dirname(__file__), "log"), "a") as log:
+        log.write(f"square {x}\\n")
+    return x * x
+
+
+results = [square(i) for i in range(4)]
+"""
+
+
+def test_a_notebook_reads_what_daskbio_run_computed_through_init(tmp_path):
+    project, notebooks = tmp_path / "proj", tmp_path / "notebooks"
+    project.mkdir(), notebooks.mkdir()
+    (project / "pipeline.py").write_text(RESULTS)
+    env = clean_env()
+    subprocess.run(
+        [sys.executable, "-m", "daskbio", "run", "pipeline.py"], cwd=project, env=env, check=True
+    )
+    path = write_notebook(
+        notebooks / "analysis.ipynb",
+        'import daskbio\nns = daskbio.init("../proj/pipeline.py")',
+        'first = daskbio.value(ns["results"])',
+        # A plain import of the pipeline module makes the same Tasks, and finds them.
+        'import sys\nsys.path.insert(0, "../proj")\nimport pipeline\n'
+        "second = daskbio.compute(pipeline.results)",
+        "third = daskbio.value(pipeline.results[3], cache='../proj/pipeline.daskbio')\n"
+        "print(first, second, third)",
+    )
+    assert printed(run_notebook(path, env)).strip() == "[0, 1, 4, 9] [0, 1, 4, 9] 9"
+    # Nothing was computed again, and no cache was made beside the notebook.
+    assert sorted((project / "log").read_text().splitlines()) == [f"square {i}" for i in range(4)]
+    assert not (notebooks / "analysis.daskbio").exists()
+
+
+def test_a_pipeline_file_is_compiled_as_python_compiles_it_not_with_daskbios_future(
+    tmp_path, monkeypatch
+):
+    from daskbio.cache import MemoryStore
+    from daskbio.graph.hashing import code_fingerprint
+    from daskbio.pipeline import load
+
+    (tmp_path / "annotated.py").write_text(
+        "from daskbio import TaskGenerator\n\n\n@TaskGenerator\n"
+        "def scale(x: int) -> int:\n    return 2 * x\n\n\nresult = scale(1)\n"
+    )
+    with load(tmp_path / "annotated.py", MemoryStore(), may_compute=False) as pipeline:
+        loaded = pipeline.namespace["scale"].f
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import annotated
+
+    # Not the strings that daskbio/pipeline.py's own "from __future__ import annotations"
+    # would make of them; and the same code as the module imported.
+    assert loaded.__annotations__ == {"x": int, "return": int}
+    assert code_fingerprint(loaded) == code_fingerprint(annotated.scale.f)

@@ -58,6 +58,17 @@ def current_session() -> Session:
     return _session.get(_DEFAULTS)
 
 
+def set_defaults(**settings: Any) -> None:
+    """Make ``settings`` (fields of :class:`Session`) this process's defaults, outside any
+    :func:`session` block: what :func:`daskbio.init` does with a pipeline's cache. (A
+    process-wide default, not a context variable: a notebook runs each cell in a copy of
+    the context, where a variable set by one cell is gone in the next.)"""
+    for name, value in settings.items():
+        if not hasattr(_DEFAULTS, name):
+            raise TypeError(f"set_defaults got an unknown setting {name!r}")
+        setattr(_DEFAULTS, name, value)
+
+
 @contextmanager
 def session(**settings: Any) -> Iterator[Session]:
     """Use ``settings`` (fields of :class:`Session`) as defaults inside the block."""
@@ -516,10 +527,12 @@ def compute(
     return replace_tasks(tasks, value_of)
 
 
-def value(tasks: Any) -> Any:
+def value(tasks: Any, cache: Store | str | os.PathLike | None = None) -> Any:
     """The value of a Task or of any structure of Tasks, computing what is missing first.
 
-    Jug's ``value``/``bvalue``: a pipeline may use it mid-file to decide what to do next.
+    Jug's ``value``/``bvalue``: a pipeline may use it mid-file to decide what to do next,
+    and a notebook after :func:`daskbio.init` to read a pipeline's results. ``cache`` as
+    for :func:`compute`.
 
     Examples
     --------
@@ -531,7 +544,7 @@ def value(tasks: Any) -> Any:
     ...     value([Task(add, 1, 2), 5])
     [3, 5]
     """
-    return compute(tasks)
+    return compute(tasks, cache=cache)
 
 
 def CachedFunction(f: Any, *args: Any, **kwargs: Any) -> Any:
