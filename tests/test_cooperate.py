@@ -31,20 +31,29 @@ from daskbio.graph.job import TasksFailed
 from daskbio.invalidation import cleanup
 from daskbio.pipeline import load
 
-PIPELINE = """
+# What the test pipelines' Tasks call to log an execution: one write(2) with O_APPEND, so
+# that the lines of concurrent processes never mix.
+NOTE = """
 import os
-import time
-
-from daskbio import TaskGenerator
 
 LOG = os.environ["COOP_LOG"]
-FAIL = {int(x) for x in os.environ.get("COOP_FAIL", "").split(",") if x}
 
 
 def note(what):
     fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.write(fd, f"{what} {os.getpid()}\\n".encode())
     os.close(fd)
+"""
+
+PIPELINE = (
+    NOTE
+    + """
+import os
+import time
+
+from daskbio import TaskGenerator
+
+FAIL = {int(x) for x in os.environ.get("COOP_FAIL", "").split(",") if x}
 
 
 @TaskGenerator
@@ -66,6 +75,7 @@ parts = [work(i) for i in range(int(os.environ.get("COOP_N", "40")))]
 if os.environ.get("COOP_TOTAL", "1") == "1":
     result = total(parts)
 """
+)
 
 
 @pytest.fixture
@@ -439,7 +449,9 @@ def test_cleanup_makes_a_run_alone_take_its_locks_and_spares_what_it_computes(pr
         _kill(alone)
 
 
-ARRAYS = """
+ARRAYS = (
+    NOTE
+    + """
 import os
 import time
 
@@ -448,13 +460,6 @@ import numpy as np
 
 from daskbio import TaskGenerator
 
-LOG = os.environ["COOP_LOG"]
-
-
-def note(what):
-    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(fd, f"{what} {os.getpid()}\\n".encode())
-    os.close(fd)
 
 
 @TaskGenerator
@@ -474,6 +479,7 @@ def smooth(i):
 images = [image(i) for i in range(8)]
 smoothed = [smooth(i) for i in range(4)]
 """
+)
 
 
 def test_four_runs_of_array_results_write_each_array_once(tmp_path: Path):
