@@ -295,25 +295,7 @@ def shared_cache(pipeline: str | os.PathLike[str], cache: str | os.PathLike[str]
     return str(store.root) if isinstance(store, FileSystemStore) else str(location)
 
 
-def array_script(
-    kind: str,
-    pipeline: str | os.PathLike[str],
-    size: int,
-    *,
-    cache: str | os.PathLike[str] | None = None,
-    keep_going: bool = False,
-    cores: int | None = None,
-    memory: str | None = None,
-    walltime: str | None = None,
-    queue: str | None = None,
-    account: str | None = None,
-    job_extra: Sequence[str] = (),
-    resource_spec: str | None = None,
-    python: str | None = None,
-    log_directory: str | os.PathLike[str] | None = None,
-    job_script_prologue: Sequence[str] | None = None,
-    **options: Any,
-) -> str:
+def array_script(kind: str, pipeline: str | os.PathLike[str], size: int, **settings: Any) -> str:
     """The batch script of a job array whose ``size`` elements each run ``daskbio run
     pipeline`` on the job's cores; made without submitting anything.
 
@@ -346,8 +328,9 @@ def array_script(
     job_script_prologue : sequence of str, optional
         Shell lines run before ``daskbio run`` (``module load ...``); default
         ``jobqueue.<kind>.job-script-prologue``.
-    **options
-        Passed on to dask-jobqueue's job class (``shebang``, ``job_directives_skip``, ...).
+    **settings
+        Any other keyword is passed on to dask-jobqueue's job class (``shebang``,
+        ``job_directives_skip``, ...).
 
     Returns
     -------
@@ -366,24 +349,7 @@ def array_script(
     >>> "--scheduler threads --workers 8" in script
     True
     """
-    return _build(
-        kind,
-        pipeline,
-        size,
-        cache=cache,
-        keep_going=keep_going,
-        cores=cores,
-        memory=memory,
-        walltime=walltime,
-        queue=queue,
-        account=account,
-        job_extra=job_extra,
-        resource_spec=resource_spec,
-        python=python,
-        log_directory=log_directory,
-        job_script_prologue=job_script_prologue,
-        **options,
-    ).text
+    return _build(kind, pipeline, size, **settings).text
 
 
 def submit_array(

@@ -18,10 +18,11 @@ from daskbio.cache.filesystem import FileIndex, FileSystemStore
 from daskbio.cache.index import Index, Kind
 from daskbio.cache.memory import MemoryIndex, MemoryStore
 from daskbio.cache.payloads import Payloads
-from daskbio.cache.redisstore import SCHEMES as REDIS_SCHEMES
-from daskbio.cache.redisstore import RedisIndex, RedisStore
 from daskbio.cache.store import Store
 from daskbio.cache.zarrstore import ZarrIndex, ZarrStore
+
+#: Cache URLs that name a Redis server (daskbio/cache/redisstore.py).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 __all__ = [
     "CacheUnavailable",
@@ -156,6 +157,8 @@ def open_store(
     if cache is None:
         cache = default_location(pipeline_file)
     if isinstance(cache, str) and cache.startswith(REDIS_SCHEMES):
+        from daskbio.cache.redisstore import RedisStore
+
         return RedisStore(cache)
     if _is_url(cache):
         return ZarrStore(cache)
@@ -167,3 +170,13 @@ def open_store(
     raise TypeError(
         f"cache must be a Store, a folder, a URL or a Zarr store, got {type(cache).__name__}"
     )
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis store loads on first use: most runs use a folder, and their start-up
+    # should not pay for it.
+    if name in ("RedisIndex", "RedisStore"):
+        from daskbio.cache import redisstore
+
+        return getattr(redisstore, name)
+    raise AttributeError(f"module 'daskbio.cache' has no attribute {name!r}")

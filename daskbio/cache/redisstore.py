@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daskbio.cache import REDIS_SCHEMES
 from daskbio.cache.errors import CacheUnavailable
 from daskbio.cache.filesystem import _private_local_store
 from daskbio.cache.index import Index, Kind
@@ -53,7 +54,6 @@ from daskbio.cache.payloads import Payloads
 from daskbio.cache.store import Store
 
 #: The URL schemes of a Redis cache.
-SCHEMES = ("redis://", "rediss://", "unix://")
 #: Pickles up to this many bytes are kept inside their entry, in Redis.
 INLINE_LIMIT = 64 * 1024
 #: Seconds an unreachable server is retried before a :class:`CacheUnavailable`.
@@ -218,8 +218,8 @@ class RedisIndex(Index):
     """
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
-        if not url.startswith(SCHEMES):
-            raise ValueError(f"url must start with one of {', '.join(SCHEMES)}, got {url!r}")
+        if not url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"url must start with one of {', '.join(REDIS_SCHEMES)}, got {url!r}")
         self.url = url
         self.prefix = prefix
         self.location = redacted(url)
