@@ -136,6 +136,21 @@ class Timing:
         return f"{self.user:.2f} / {self.sys:.2f}"
 
 
+#: What a fully cached run must not import (each costs 50 to 300 ms of start-up).
+HEAVY = ("dask.array", "distributed", "zarr", "rich")
+
+#: ``daskbio run pipeline.py`` in this process, then which of HEAVY it imported.
+HEAVY_IMPORTS = """
+import sys
+from daskbio.cli import main
+try:
+    main(["run", "pipeline.py"])
+except SystemExit:
+    pass
+print(", ".join(m for m in HEAVY if m in sys.modules) or "none")
+""".replace("HEAVY", repr(HEAVY))
+
+
 def script(name: str) -> str:
     """The console script ``name`` beside the running interpreter, else on PATH."""
     here = Path(sys.executable).parent / name
@@ -291,6 +306,7 @@ def main() -> None:
         jug_status = best_of([jug, "status", "jugfile.py"], tmp, repeats)
         run([daskbio, "check", "pipeline.py"], tmp)
         run([jug, "check", "jugfile.py"], tmp)
+        heavy = run([py, "-c", HEAVY_IMPORTS], tmp)[3].strip().splitlines()[-1]
 
         say("dask.delayed")
         delayed_proc = best_of([py, "delayed_run.py", str(n)], tmp, repeats, expect=expected)
@@ -394,6 +410,10 @@ def main() -> None:
             "",
         )
     console.print(table)
+    console.print(
+        f"A fully cached daskbio run imports {heavy} of {', '.join(HEAVY)} "
+        f"({'goal met' if heavy == 'none' else 'goal NOT met: none'})."
+    )
     console.print(
         f"Checked: daskbio check and jug check exit 0; both final values = {expected}. "
         f"Cold caches {'deleted in place' if args.delete_between else 'moved aside'} "

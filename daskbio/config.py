@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "daskbio.key-file": None,
     # Seconds a Task's lock lasts unless its holder renews it (daskbio/cache/leases.py).
     "daskbio.lease": None,
+    # Seconds between progress lines where output is not a terminal (daskbio/monitor/).
+    "daskbio.progress-interval": 10.0,
     # Whether a run alone on its cache may skip taking locks (daskbio/graph/solo.py).
     "daskbio.solo": True,
     # Who may read and write new cache folders and files: "owner" or "group".

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import inspect
+import logging
 import os
 import sys
+import time
 import types
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,10 +19,40 @@ from daskbio.cache import Store
 from daskbio.graph.compute import Barrier, session
 from daskbio.graph.hashing import function_identity
 from daskbio.graph.task import Task, collect_tasks
+from daskbio.tracebacks import own_frames
+
+log = logging.getLogger(__name__)
 
 
 class PipelineNotFound(FileNotFoundError):
     """The pipeline file does not exist."""
+
+
+class PipelineError(Exception):
+    """The pipeline file has a syntax error, or raised while it ran (``error``, also the
+    ``__cause__``). The message shows the file, line and caret of a syntax error, or the
+    traceback through the pipeline's own frames only (see :mod:`daskbio.tracebacks`)."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        what = "has a syntax error" if isinstance(error, SyntaxError) else "raised an error"
+        super().__init__(f"the pipeline {path} {what}:\n{own_frames(error)}")
+        self.path = path
+        self.error = error
+
+
+class SharedIdentity(ValueError):
+    """Tasks of two different functions would share one identity, and so cached results
+    (a function defined twice under one name)."""
+
+
+def _own_errors() -> tuple[type[BaseException], ...]:
+    """What a pipeline's run may raise that is daskbio's to report, not the file's: a
+    Task that failed under ``value()``, a cache that cannot be written or read."""
+    from daskbio.cache import CacheWriteError, CorruptEntry
+    from daskbio.cache.signing import KeyFileError
+    from daskbio.graph.job import TaskFailed, TasksFailed
+
+    return (Barrier, TaskFailed, TasksFailed, CacheWriteError, CorruptEntry, KeyFileError)
 
 
 @dataclass
@@ -64,14 +97,23 @@ def load(
         raise PipelineNotFound(f"pipeline file not found: {path}")
     module = types.ModuleType("__main__")
     module.__file__ = str(path.absolute())
+    # A spec named __main__: multiprocessing's spawn (the processes scheduler, a
+    # LocalCluster's workers) then does not run the whole file again in every worker
+    # process, as it does for a __main__ known only by its path. Workers need none of
+    # it: a Task's function travels pickled.
+    module.__spec__ = importlib.machinery.ModuleSpec("__main__", None, origin=module.__file__)
     # dont_inherit: the file is compiled as Python would compile it, not with the
     # __future__ imports of this module (its functions would then differ from the same
     # file imported as a module, in their annotations and their code fingerprints).
-    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    try:
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise PipelineError(path, e) from e
     saved_main, saved_path = sys.modules.get("__main__"), list(sys.path)
     sys.modules["__main__"] = module
     sys.path.insert(0, str(path.absolute().parent))
     barrier = None
+    start = time.perf_counter()
     try:
         with collect_tasks() as made, session(store=store, may_compute=may_compute, **settings):
             try:
@@ -80,8 +122,19 @@ def load(
                 if may_compute:
                     raise
                 barrier = b
+            except _own_errors():
+                raise
+            except Exception as e:
+                raise PipelineError(path, e) from e
         _check_identities(path, made)
         tasks = list({t.hash(): t for t in made}.values())
+        log.info(
+            "%s made %d Tasks in %.2f s (cache %s)",
+            path,
+            len(tasks),
+            time.perf_counter() - start,
+            store.location,
+        )
         with session(store=store, may_compute=may_compute, **settings):
             yield Pipeline(path, module.__dict__, tasks, barrier)
     finally:
@@ -99,7 +152,7 @@ def _check_identities(path: Path, tasks: list[Task]) -> None:
 
     Raises
     ------
-    ValueError
+    SharedIdentity
         Naming the identity and where each of its definitions is.
     """
     # One dict operation per Task; only the few distinct functions are looked at further.
@@ -111,7 +164,7 @@ def _check_identities(path: Path, tasks: list[Task]) -> None:
         by_identity.setdefault(function_identity(f), {})[id(defined)] = defined
     for identity, definitions in by_identity.items():
         if len(definitions) > 1:
-            raise ValueError(_duplicate_message(path, identity, list(definitions.values())))
+            raise SharedIdentity(_duplicate_message(path, identity, list(definitions.values())))
 
 
 def _duplicate_message(path: Path, identity: str, definitions: list[Any]) -> str:

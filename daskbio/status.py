@@ -106,6 +106,90 @@ def status(tasks: list[Task], store: Store, with_stale: bool = True) -> Status:
     return result
 
 
+def failed_tasks(tasks: list[Task], store: Store) -> dict[str, dict[str, Any]]:
+    """The failure record of each of ``tasks`` whose last computation failed and that has
+    no result since, by hash, in the order of ``tasks`` (records read in batches, only
+    for those that failed).
+
+    Examples
+    --------
+    >>> from daskbio.cache import MemoryStore
+    >>> def inc(x):
+    ...     return x + 1
+    >>> store, t = MemoryStore(), Task(inc, 1)
+    >>> store.record_failure(t.hash(), {"name": "inc", "error": "ValueError('no')"})
+    >>> [info["error"] for info in failed_tasks([t], store).values()]
+    ["ValueError('no')"]
+    """
+    present, failed = store.lookup(t.hash() for t in tasks)
+    records = store.failure_many(failed - present)
+    return {t.hash(): records[t.hash()] for t in tasks if t.hash() in records}
+
+
+@dataclass
+class Remaining:
+    """What keeps a pipeline from being done (:func:`remaining`).
+
+    Attributes
+    ----------
+    missing : set of str
+        The hashes of the Tasks without a result.
+    failed : dict
+        The failure records of those whose last computation failed, by hash.
+    blocked : set of str
+        The missing Tasks that failed or need, directly or not, one that failed.
+    running : bool
+        Whether a run is computing Tasks on the cache now (it may compute failed ones
+        again).
+    """
+
+    missing: set[str] = field(default_factory=set)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    running: bool = False
+
+    @property
+    def only_failures(self) -> bool:
+        """Whether all that remains can only wait on failures: Tasks failed, everything
+        missing is them or downstream of them, and no run is computing anything."""
+        return bool(self.failed) and self.blocked >= self.missing and not self.running
+
+
+def remaining(tasks: list[Task], store: Store) -> Remaining:
+    """Which of ``tasks`` have no result yet, and whether they wait on failures only
+    (what ``daskbio check`` and ``sleep-until`` say). One pass over the cache's records;
+    the failure records and the runs are read only when Tasks failed.
+
+    Examples
+    --------
+    >>> from daskbio.cache import MemoryStore
+    >>> def inc(x):
+    ...     return x + 1
+    >>> store = MemoryStore()
+    >>> first = Task(inc, 1)
+    >>> second = Task(inc, first)
+    >>> store.record_failure(first.hash(), {"name": "inc", "error": "ValueError('no')"})
+    >>> left = remaining([first, second], store)
+    >>> len(left.missing), len(left.failed), left.only_failures
+    (2, 1, True)
+    """
+    present, failed = store.lookup(t.hash() for t in tasks)
+    result = Remaining(missing={t.hash() for t in tasks} - present)
+    if not failed - present:
+        return result
+    result.failed = store.failure_many(failed - present)
+    # Tasks are made after the Tasks they use, so one pass in order reaches downstream.
+    for t in tasks:
+        h = t.hash()
+        if h in result.missing and (
+            h in result.failed or any(d.hash() in result.blocked for d in t.dependencies())
+        ):
+            result.blocked.add(h)
+    if result.blocked >= result.missing:
+        result.running = bool(store.runs())
+    return result
+
+
 def stale_results(tasks: list[Task], store: Store, done: set[str]) -> dict[str, str]:
     """Why each stale result among ``tasks`` (of which ``done`` have results) is stale.
 

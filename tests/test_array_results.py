@@ -269,3 +269,36 @@ def test_a_sync_run_writes_array_chunks_in_its_own_thread(tmp_path):
     result = compute(noted(8), cache=tmp_path, scheduler="sync")
     np.testing.assert_array_equal(result, np.ones(8))
     assert _threads_seen == {threading.get_ident()}
+
+
+def test_two_runs_into_two_caches_on_one_scheduler_each_write_their_own_chunks(
+    tmp_path, monkeypatch
+):
+    # The same Task (same hash, same chunk graph) computed at once by two runs into two
+    # caches: the scheduler must not hand one run the other's chunk writes.
+    distributed = pytest.importorskip("distributed")
+    pipeline = write_pipeline(tmp_path, SLOW_ARRAY)
+    monkeypatch.setenv("CHUNK_LOG", str(tmp_path / "chunks.log"))
+    monkeypatch.setenv("CHUNK_SECONDS", "0.2")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+    ):
+        run = [*DASKBIO, "run", str(pipeline), "--quiet", "--scheduler", cluster.scheduler_address]
+        runs = [
+            subprocess.Popen(
+                [*run, "--cache", str(tmp_path / f"c{i}")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in (0, 1)
+        ]
+        outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert not any("damaged" in err for _, err in outputs), outputs
+    for i in (0, 1):
+        store = FileSystemStore(tmp_path / f"c{i}")
+        assert np.array_equal(np.asarray(store.load(key_named(store, "big"))), expected_big())
+        assert store.load(key_named(store, "total")) == int(expected_big().sum())

@@ -139,7 +139,7 @@ def test_status_counts_failed_tasks_and_run_names_the_failure(tmp_path):
 def test_invalidate_by_name_removes_exactly_the_downstream_set(chain):
     store = entries(chain)
     before = set(store.keys())
-    out = daskbio("invalidate", "double", "-f", chain, check=True)
+    out = daskbio("invalidate", "double", chain, check=True)
     removed = before - set(store.keys())
     assert len(removed) == 5  # 4 double + combine
     assert "Removed 5 entries" in out.stdout
@@ -157,7 +157,7 @@ def test_invalidate_also_removes_partly_written_arrays(chain):
     store.begin_array(partial, (4,), np.dtype("f8"), (2,), "killed")
     store.write_chunk(partial, (0,), np.ones(2), "killed")
     assert store.partial() == {partial}
-    out = daskbio("invalidate", "combine", "-f", chain, check=True).stdout
+    out = daskbio("invalidate", "combine", chain, check=True).stdout
     assert f"removed a partly written array {partial}" in out
     assert store.partial() == set()
 
@@ -263,7 +263,7 @@ def test_value_mid_file_is_a_barrier_for_status_but_computes_in_run(tmp_path):
     assert daskbio("check", file).returncode == 0
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
+@pytest.mark.parametrize("command", main.list_commands(None))
 def test_every_command_has_help_with_an_example(command):
     out = daskbio(command, "--help", check=True)
     assert "Example" in out.stdout
@@ -366,3 +366,12 @@ def test_command_line_mistakes_are_one_error_line_and_exit_1(chain, case, messag
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert message in lines[0]
+
+
+def test_invalidate_takes_file_as_an_argument_or_as_dash_f_but_not_two_different(chain):
+    dry = daskbio("invalidate", "combine", chain, "--dry-run", check=True).stdout
+    assert dry == daskbio("invalidate", "combine", "-f", chain, "--dry-run", check=True).stdout
+    assert "Would remove 1 entries" in dry
+    clash = daskbio("invalidate", "combine", chain, "-f", chain.with_name("other.py"))
+    assert clash.returncode == 2
+    assert "two pipeline files given" in clash.stderr

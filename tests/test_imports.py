@@ -174,3 +174,38 @@ def test_import_daskbio_gives_its_submodules_on_first_use_as_the_readme_writes_t
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.strip() == "ok", run.stderr
+
+
+#: What a fully cached run must not import (as benchmarks/bench_pipeline.py checks).
+HEAVY = ("dask.array", "distributed", "zarr", "rich", "daskbio.monitor")
+RUN_THEN_IMPORTED = f"""
+import sys
+from daskbio.cli import main
+try:
+    main(["run", "pipeline.py"])
+except SystemExit:
+    pass
+print(",".join(m for m in {HEAVY!r} if m in sys.modules) or "none")
+"""
+
+
+def test_a_fully_cached_run_imports_no_progress_display_nor_the_array_stack(tmp_path):
+    write_pipeline(
+        tmp_path,
+        "from daskbio import TaskGenerator\n\n@TaskGenerator\ndef inc(x):\n    return x + 1\n\n"
+        "results = [inc(i) for i in range(5)]\n",
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", RUN_THEN_IMPORTED],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for _ in range(2)
+    ]
+    # The first run computes, with plain progress lines (not a terminal): no rich.
+    assert runs[0].stdout.splitlines()[-1] == "daskbio.monitor", runs[0].stderr
+    assert "progress " in runs[0].stderr
+    assert runs[1].stdout.splitlines()[-1] == "none", runs[1].stderr

@@ -88,8 +88,10 @@ def is_array(value: Any) -> bool:
 
 def is_dask_array(value: Any) -> bool:
     """Whether ``value`` is a dask array (without importing dask.array when it is not)."""
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(value, da.Array)
+    # The class, not the package: while another thread is importing dask.array (a Task
+    # doing so for the first time) the package is there half made, without ``Array``.
+    array = getattr(sys.modules.get("dask.array.core"), "Array", None)
+    return array is not None and isinstance(value, array)
 
 
 def chunk_key(index: tuple[int, ...]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class CorruptEntry(Exception):
     """A cache entry is damaged, unsigned or signed with another key: it is never used.
@@ -50,6 +52,8 @@ class CacheWriteError(OSError):
     def __init__(self, location: str, cause: OSError) -> None:
         reason = cause.strerror or str(cause)
         message = f"cannot write to the cache {location}: {reason}"
+        if cause.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            message += " (what is cached can still be read: status, show, value())"
         if cause.errno is None:
             super().__init__(message)
         else:

@@ -34,7 +34,13 @@ def dumps(value: Any) -> tuple[str, bytes]:
     except (pickle.PicklingError, TypeError, AttributeError):
         import cloudpickle
 
-        return PICKLE, cloudpickle.dumps(value, protocol=5)
+        try:
+            return PICKLE, cloudpickle.dumps(value, protocol=5)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            raise TypeError(
+                f"a {type(value).__module__}.{type(value).__qualname__} cannot be pickled ({e}): "
+                "return plain data (numbers, strings, lists, dicts, numpy arrays)"
+            ) from e
 
 
 def loads(fmt: str, payload: bytes) -> Any:

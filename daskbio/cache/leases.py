@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import logging
 import os
 import socket
 import sys
@@ -31,6 +32,8 @@ from typing import Any
 
 from daskbio.cache.index import Index, Kind, claim_is_stale
 from daskbio.cache.signing import token
+
+log = logging.getLogger(__name__)
 
 #: Seconds a lease lasts unless renewed (the Dask config key ``daskbio.lease``).
 DEFAULT_LENGTH = 60.0
@@ -301,6 +304,9 @@ def take(index: Index, key: str, run: str, length: float) -> Lease | None:
             return None
         if not index.swap(Kind.LOCK, key, found, record, ttl=length):
             return None
+        log.info(
+            "took over the lock of %s from %s", key, seen.where if seen else "a damaged record"
+        )
         break
     else:
         return None

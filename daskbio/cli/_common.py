@@ -1,7 +1,10 @@
-"""What several commands share: the FILE argument, --cache, loading, the per-function table."""
+"""What several commands share: the FILE argument, --cache, -v, loading, errors, the
+per-function table."""
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +26,63 @@ cache_option = click.option(
     "(redis://:PASSWORD@HOST:6379/0?payloads=FOLDER_OR_URL). Default: the Dask config key "
     "daskbio.cache, else FILE's stem + '.daskbio' beside FILE.",
 )
+
+
+VERBOSE = "daskbio.verbose"
+
+
+class _Echo(logging.Handler):
+    """Log records as lines on stderr (click's, so that tests capturing output see them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+def _set_verbosity(ctx: click.Context, _param: click.Parameter, count: int) -> None:
+    root = ctx.find_root()
+    # ``daskbio -v run -v`` is -vv.
+    level = root.meta.get(VERBOSE, 0) + count
+    root.meta[VERBOSE] = level
+    logger = logging.getLogger("daskbio")
+    logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(level, logging.DEBUG))
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        handler = _Echo()
+        handler.setFormatter(logging.Formatter("daskbio %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def verbose_option() -> click.Option:
+    """``-v``: what every command takes (``-v`` full tracebacks and the ``daskbio``
+    logger's INFO lines, ``-vv`` its DEBUG lines too)."""
+    return click.Option(
+        ["-v", "--verbose"],
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_verbosity,
+        help="-v: full tracebacks and what daskbio does; -vv: in detail.",
+    )
+
+
+def verbosity() -> int:
+    """How many ``-v`` the command line has (0 outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta.get(VERBOSE, 0) if ctx is not None else 0
+
+
+def error(message: str, cause: BaseException | None = None) -> click.ClickException:
+    """The one-line ``Error: message`` (exit status 1) for ``cause``; with ``-v``, its
+    full traceback is printed first."""
+    if cause is not None and verbosity():
+        click.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
+    return click.ClickException(message)
+
+
+def task_failed(error: Any) -> str:
+    """What a :class:`~daskbio.graph.job.TaskFailed` says on the command line: the Task,
+    then the frames of the user's code (all frames with ``-v``)."""
+    shown = error.details if verbosity() else f"{error.summary}\n(-v: the full traceback)"
+    return f"Task {error.name} ({error.key}) failed:\n{shown}"
 
 
 def store_for(file: Path, cache: str | None) -> Store:

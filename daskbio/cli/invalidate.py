@@ -13,29 +13,35 @@ from daskbio.invalidation import NoSuchTask, downstream, matching
 
 @main.command()
 @click.argument("task")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "-f",
     "--file",
-    "file",
-    default="pipeline.py",
+    "file_option",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The pipeline whose cache to use (default: pipeline.py).",
+    help="FILE given as an option (as Jug's and earlier daskbio's commands take it).",
 )
 @cache_option
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-def invalidate(task: str, file: Path, cache: str | None, dry_run: bool) -> None:
-    """Remove the results of TASK and of every Task downstream of it, so they recompute.
+def invalidate(
+    task: str, file: Path | None, file_option: Path | None, cache: str | None, dry_run: bool
+) -> None:
+    """Remove the results of TASK and of every Task downstream of it in FILE's cache
+    (default: pipeline.py), so they recompute.
 
     TASK is a function name (all its Tasks) or a prefix of a Task's hash. Partly written
     arrays (of runs killed mid-write) go too: nothing records what they were made from.
 
     \b
     Example:
-      daskbio invalidate method1 -f examples/segmentation/pipeline.py
+      daskbio invalidate method1 examples/segmentation/pipeline.py
       daskbio invalidate 3fa2c1 --dry-run
     """
+    if file is not None and file_option is not None and file != file_option:
+        raise click.UsageError(f"two pipeline files given: {file} and -f {file_option}")
+    file = file or file_option or Path("pipeline.py")
     if cache is None and not file.is_file():
-        raise click.ClickException(f"pipeline file not found: {file} (give -f FILE or --cache)")
+        raise click.ClickException(f"pipeline file not found: {file} (give FILE or --cache)")
     store = store_for(file, cache)
     try:
         doomed = downstream(store, matching(store, task))

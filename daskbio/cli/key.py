@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from daskbio.cache.signing import KeyFileError, Signer, key_file, load_key, share_key
-from daskbio.cli import main
+from daskbio.cli import Group, main
 
 
-@main.group()
+@main.group(cls=Group)
 def key() -> None:
     """Show or share the key that signs cache entries.
 

@@ -16,6 +16,7 @@ from daskbio.cli._common import (
     open_pipeline,
     pipeline_argument,
     print_table,
+    task_failed,
 )
 from daskbio.invalidation import remove
 from daskbio.status import stale_notes, status
@@ -57,7 +58,7 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
                 f"cannot reach the Dask scheduler at {scheduler} ({e}): is it running, "
                 "and is the address right?"
             ) from None
-    click.echo(f"Dask dashboard: {client.dashboard_link}")
+    echo_dashboard(client)
 
     def close() -> None:
         client.close()
@@ -65,6 +66,35 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
             cluster.close()
 
     return client, close
+
+
+def echo_dashboard(client: Any) -> None:
+    """Print the Dask dashboard's address and daskbio's page on it (registering the page's
+    plugin on the scheduler)."""
+    from daskbio.monitor.plugin import attach
+
+    click.echo(f"Dask dashboard: {client.dashboard_link}")
+    if page := attach(client):
+        click.echo(f"daskbio page: {page}")
+
+
+def progress_options(command: Any) -> Any:
+    """``--quiet`` and ``--progress-interval`` (see :func:`progress_setting`)."""
+    command = click.option(
+        "--progress-interval",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Seconds between progress lines where output is not a terminal, as in a batch "
+        "log (default: the Dask config key daskbio.progress-interval, else 10).",
+    )(command)
+    return click.option("-q", "--quiet", is_flag=True, help="Show no progress.")(command)
+
+
+def progress_setting(quiet: bool, interval: float | None) -> bool | float:
+    """What ``--quiet`` and ``--progress-interval`` make of ``Session.progress``."""
+    if quiet:
+        return False
+    return True if interval is None else interval
 
 
 @main.command()
@@ -90,6 +120,7 @@ def _connect(scheduler: str, workers: int | None, listen: str | None = None):
     "from changed input files, or from stale results), so that they are computed again.",
 )
 @keep_going_option
+@progress_options
 def run(
     file: Path,
     scheduler: str,
@@ -98,6 +129,8 @@ def run(
     cache: str | None,
     rerun_stale: bool,
     keep_going: bool,
+    quiet: bool,
+    progress_interval: float | None,
 ) -> None:
     """Compute every Task FILE makes that is not cached yet.
 
@@ -110,13 +143,23 @@ def run(
       daskbio run pipeline.py --scheduler local --workers 2
       daskbio run pipeline.py --rerun-stale
       daskbio run pipeline.py --keep-going
+      daskbio run pipeline.py --progress-interval 60 > run.log 2>&1
     """
     start = time.perf_counter()
     if not file.is_file():
         raise click.ClickException(f"pipeline file not found: {file}")
     target, close = _connect(scheduler, workers, listen)
     try:
-        compute_pipeline(file, cache, target, workers, start, rerun_stale, keep_going)
+        compute_pipeline(
+            file,
+            cache,
+            target,
+            workers,
+            start,
+            rerun_stale,
+            keep_going,
+            progress_setting(quiet, progress_interval),
+        )
     finally:
         if close is not None:
             close()
@@ -130,16 +173,18 @@ def compute_pipeline(
     start: float,
     rerun_stale: bool = False,
     keep_going: bool = False,
+    progress: float | bool = True,
 ) -> None:
     """Run what ``file`` makes that is not cached on ``scheduler``, and report it (exit
-    status 1 when a Task failed or the cache cannot be written, 130 on Ctrl-C).
+    status 1 when a Task failed or the cache cannot be written, 130 on Ctrl-C), showing
+    ``progress`` as :attr:`daskbio.graph.compute.Session.progress` says.
     ``daskbio submit`` runs this too."""
     from daskbio.cache import CacheUnavailable, CacheWriteError
     from daskbio.graph.compute import execute
     from daskbio.graph.job import TaskFailed, TasksFailed
 
     with open_pipeline(
-        file, cache, may_compute=True, scheduler=scheduler, workers=workers, progress=True
+        file, cache, may_compute=True, scheduler=scheduler, workers=workers, progress=progress
     ) as (pipeline, store):
         if rerun_stale:
             stale = status(pipeline.tasks, store).stale
@@ -148,7 +193,7 @@ def compute_pipeline(
         try:
             outcome = execute(pipeline.tasks, store, want_values=False, keep_going=keep_going)
         except TaskFailed as e:
-            click.echo(str(e), err=True)
+            click.echo(f"Error: {task_failed(e)}", err=True)
             _report(pipeline, store, start, None)
             sys.exit(1)
         except CacheWriteError as e:

@@ -24,6 +24,7 @@ from daskbio.cli._common import (
     pipeline_argument,
     store_for,
 )
+from daskbio.cli.run import progress_options, progress_setting
 from daskbio.clusters import KINDS, job_script
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def parse_adapt(value: str | None) -> tuple[int, int] | None:
 )
 @cache_option
 @keep_going_option
+@progress_options
 @click.option("--dry-run", is_flag=True, help="Print the job script and the plan; start nothing.")
 @click.option(
     "--detach",
@@ -105,6 +107,8 @@ def submit(
     adapt: tuple[int, int] | None,
     cache: str | None,
     keep_going: bool,
+    quiet: bool,
+    progress_interval: float | None,
     dry_run: bool,
     detach: bool,
     allow_local_cache: bool,
@@ -167,7 +171,8 @@ def submit(
     elif detach:
         _detach(file, kind, job)
     else:
-        _run(file, cache, kind, jobs, adapt, job, store, start, keep_going)
+        progress = progress_setting(quiet, progress_interval)
+        _run(file, cache, kind, jobs, adapt, job, store, start, keep_going, progress)
 
 
 def _check_array_options(kind: str, jobs: int | None, adapt: Any, job: dict) -> None:
@@ -319,10 +324,11 @@ def _run(
     store: Any,
     start: float,
     keep_going: bool,
+    progress: bool | float,
 ) -> None:
     from distributed import Client
 
-    from daskbio.cli.run import compute_pipeline
+    from daskbio.cli.run import compute_pipeline, echo_dashboard
     from daskbio.clusters import cluster, loopback_only
 
     with _signals_as_interrupt():
@@ -333,12 +339,14 @@ def _run(
             if kind != "local" and loopback_only(started.scheduler_address):
                 click.echo(LOOPBACK_HINT, err=True)
             with Client(started) as client:
-                click.echo(f"Dask dashboard: {client.dashboard_link}")
+                echo_dashboard(client)
                 dashboard = file.absolute().with_suffix(".dashboard")
                 dashboard.write_text(client.dashboard_link + "\n")
                 click.echo("Waiting for a worker to start (Ctrl-C cancels the jobs) ...")
                 _check_workers_see(client, store)
-                compute_pipeline(file, cache, client, None, start, keep_going=keep_going)
+                compute_pipeline(
+                    file, cache, client, None, start, keep_going=keep_going, progress=progress
+                )
         finally:
             if started is not None:
                 _cancel_jobs(started)

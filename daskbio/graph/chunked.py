@@ -1,8 +1,9 @@
 """Storing a dask array result chunk by chunk, on the workers of the running cluster.
 
 A Task that returns a dask array does not compute it: the worker running the Task
-submits one Dask task per chunk (``store_chunk`` on the dashboard), which computes that
-chunk and writes it to the cache. Dask chunks are made regular first, so each write covers
+submits one Dask task per chunk (``store_chunk`` on the dashboard, its key naming the
+Task: :func:`daskbio.monitor.keys.chunk_key`), which computes that chunk and writes it to
+the cache. Dask chunks are made regular first, so each write covers
 exactly one Zarr chunk and no two writers ever share one; no lock is taken. A write that
 was interrupted resumes with the chunks it lacks (:meth:`daskbio.cache.Store.begin_array`).
 """
@@ -15,6 +16,10 @@ from typing import Any
 
 from daskbio.cache import Store
 from daskbio.cache.arrays import is_array
+
+#: The Dask config key of the callbacks that count chunk writes on local schedulers
+#: (:meth:`daskbio.monitor.watch.Watch.following` sets it).
+CALLBACKS = "daskbio.chunk-callbacks"
 
 
 def _regular(x: Any) -> Any:
@@ -53,11 +58,24 @@ def write(store: Store, key: str, x: Any, code: str, meta: dict[str, Any], clear
     x = _regular(x)
     identity = f"{x.name} {code}"
     digests = store.begin_array(key, x.shape, x.dtype, x.chunksize, identity)
+    import xxhash
+
+    from daskbio.monitor.keys import chunk_key
+
+    write = xxhash.xxh3_64_hexdigest(f"{store.location}\0{identity}".encode())
     blocks = x.to_delayed()
     write_one = dask.delayed(store_chunk, pure=True)
+    # Keys named after the Task, so that progress displays count its chunks.
     writes = [
-        write_one(store, key, identity, index, blocks[index])
-        for index in map(tuple, np.ndindex(*x.numblocks))
+        write_one(
+            store,
+            key,
+            identity,
+            index,
+            blocks[index],
+            dask_key_name=chunk_key(meta.get("name", "array"), key, n, write),
+        )
+        for n, index in enumerate(map(tuple, np.ndindex(*x.numblocks)))
         if index not in digests
     ]
     if writes:
@@ -87,7 +105,12 @@ def compute_here(*collections: Any) -> tuple:
     # Threads, with the run's worker count (``num_workers``), unless the run is "sync";
     # never processes from inside a process pool's worker.
     synchronous = dask.config.get("scheduler", None) in ("sync", "synchronous")
-    return dask.compute(*collections, scheduler="sync" if synchronous else "threads")
+    return dask.compute(
+        *collections,
+        scheduler="sync" if synchronous else "threads",
+        # Dask sets its global callbacks aside while the run's own compute goes on.
+        callbacks=dask.config.get(CALLBACKS, ()),
+    )
 
 
 def computed(value: Any) -> Any:

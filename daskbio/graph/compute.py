@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daskbio.cache import CorruptEntry, DamagedEntryWarning, Store, open_store
 from daskbio.cache.leases import Holder, lease_length
@@ -21,6 +21,9 @@ from daskbio.graph.plan import Plan, plan
 from daskbio.graph.solo import registered
 from daskbio.graph.task import Task, Tasklet, replace_tasks, walk_tasks
 from daskbio.status import stale_among, stale_notes
+
+if TYPE_CHECKING:
+    from daskbio.monitor.watch import Watch
 
 SCHEDULERS = ("sync", "threads", "processes")
 
@@ -39,13 +42,18 @@ class Barrier(Exception):
 
 @dataclass
 class Session:
-    """Defaults for :func:`compute` and :func:`value` set by ``daskbio run`` and friends."""
+    """Defaults for :func:`compute` and :func:`value` set by ``daskbio run`` and friends.
+
+    ``progress`` (see :mod:`daskbio.monitor.display`): None shows it in a notebook only,
+    False never, True everywhere (where output is not a terminal, as plain lines every
+    10 s), a number of seconds everywhere with plain lines that often.
+    """
 
     store: Store | None = None
     scheduler: Any = None
     workers: int | None = None
     may_compute: bool = True
-    progress: bool = False
+    progress: bool | float | None = None
     keep_going: bool = False
 
 
@@ -96,22 +104,19 @@ def _get(
     keys: list[str],
     scheduler: Any,
     workers: int | None,
-    progress: bool,
+    watch: Watch,
     payloads: bool = False,
 ) -> list:
-    if scheduler is None:
-        scheduler = _default_client() or "threads"
+    """The values of ``keys`` of ``graph`` computed on ``scheduler`` (a name or a Client),
+    its Tasks counted by ``watch`` as they run."""
     # Tasks on threads must not be the first to import Zarr & co. (see daskbio._imports).
     from daskbio._imports import preload
 
     preload(scheduler, payloads)
     if not isinstance(scheduler, str):
+        # The scheduler's plugin counts the Tasks (daskbio.monitor.plugin).
         futures = scheduler.get(graph, keys, sync=False)
         try:
-            if progress:
-                from distributed import progress as show_progress
-
-                show_progress(futures)
             return scheduler.gather(futures)
         except BaseException:
             # Release the keys: a second attempt (after a damaged input was removed)
@@ -146,7 +151,7 @@ def _get(
     if scheduler == "processes" and nested:
         # The pool's processes do not see this process's config: set it in each.
         options["initializer"] = functools.partial(dask.config.set, nested)
-    with dask.config.set(nested), _progress(progress):
+    with dask.config.set(nested), watch.following():
         if scheduler != "threads":
             return get(graph, keys, **options)
         from concurrent.futures import ThreadPoolExecutor
@@ -166,17 +171,6 @@ def _get(
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def _progress(show: bool) -> Iterator[None]:
-    if not show:
-        yield
-        return
-    from dask.diagnostics import ProgressBar
-
-    with ProgressBar(out=sys.stdout):
-        yield
 
 
 @dataclass
@@ -236,14 +230,14 @@ def execute(
         keep_going=settings.keep_going if keep_going is None else keep_going,
         lease=lease_length(),
     )
-    scheduler = scheduler or settings.scheduler
-    waiting = _Waiting(settings.progress)
+    scheduler = scheduler or settings.scheduler or _default_client() or "threads"
+    waiting = _Waiting(bool(settings.progress))
     outcome: Outcome | None = None
     damaged: set[str] = set()
     seen_failures: dict[str, Any] = {}
     last_round: set[str] = set()
-    in_process = (scheduler or _default_client() or "threads") in ("sync", "threads")
-    joined = False
+    in_process = scheduler in ("sync", "threads")
+    watch: Watch | None = None
     # The run is recorded on the cache (solo.registered) once it has something to compute.
     with contextlib.ExitStack() as stack:
         while True:
@@ -259,11 +253,14 @@ def execute(
                     break
                 if not settings.may_compute:
                     raise Barrier(next(iter(p.run.values())))
-                if not joined:
-                    stack.enter_context(registered(store, run, in_process, settings.progress))
-                    joined = True
+                if watch is None:
+                    from daskbio.monitor.watch import watching
+
+                    stack.enter_context(registered(store, run, in_process, bool(settings.progress)))
+                    watch = stack.enter_context(watching(scheduler, settings.progress, run))
                 if run.keep_going:
                     outcome.failed.update(_new_failures(store, p.failed, seen_failures))
+                watch.planned(p, targets)
                 now, held = _this_round(p, store, outcome.failed.keys())
                 if now.run:
                     if now.run.keys() == last_round:
@@ -273,7 +270,9 @@ def execute(
                     else:
                         waiting.reset()
                     last_round = set(now.run)
-                    outcome.values.update(_run_round(now, targets, store, scheduler, run, settings))
+                    outcome.values.update(
+                        _run_round(now, targets, store, scheduler, run, settings, watch)
+                    )
                 elif held:
                     waiting.wait(store, held)
                 else:
@@ -394,8 +393,6 @@ def _who_ran(outcome: Outcome, store: Store, run: Run, scheduler: Any) -> tuple[
     """Of the Tasks missing at the start and done now: which this run computed, and which
     other runs did."""
     done = store.has_many(outcome.plan.run)
-    if scheduler is None:
-        scheduler = _default_client() or "threads"
     if scheduler in ("sync", "threads"):
         ran = run.ran & done
     else:
@@ -408,9 +405,7 @@ def _who_ran(outcome: Outcome, store: Store, run: Run, scheduler: Any) -> tuple[
 
 def _on_a_cluster(scheduler: Any) -> bool:
     """Whether Tasks run in other processes whose warnings this one does not see."""
-    if scheduler is None:
-        scheduler = _default_client()
-    return scheduler is not None and not isinstance(scheduler, str)
+    return not isinstance(scheduler, str)
 
 
 def _cached_used(p: Plan, targets: list[Task]) -> list[Task]:
@@ -432,6 +427,7 @@ def _run_round(
     scheduler: Any,
     run: Run,
     settings: Session,
+    watch: Watch,
 ) -> dict[str, Any]:
     """Run the Tasks of ``p``; the values of those of ``targets`` it computed."""
     from daskbio.graph.to_dask import to_dask
@@ -445,7 +441,7 @@ def _run_round(
         [keys[h] for h in wanted],
         scheduler,
         settings.workers,
-        settings.progress,
+        watch,
         payloads=store.inline_limit is not None,
     )
     targeted = {t.hash() for t in targets}

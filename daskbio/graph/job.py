@@ -7,6 +7,7 @@ arguments only.
 
 from __future__ import annotations
 
+import logging
 import os
 import reprlib
 import threading
@@ -20,23 +21,36 @@ from daskbio.cache import CacheWriteError, CorruptEntry, Store
 from daskbio.cache.arrays import is_dask_array
 from daskbio.cache.leases import Lease, host
 from daskbio.cache.signing import KeyFileError, token
-from daskbio.graph import chunked, hashing
+from daskbio.graph import chunked, events, hashing
 from daskbio.graph.files import input_files
 from daskbio.graph.task import Task, Tasklet, replace_tasks
+from daskbio.tracebacks import own_frames
 
 
 class TaskFailed(Exception):
     """A Task's function, or the storing of its result, raised; the message names the
-    function and hash, and carries the original traceback."""
+    function and hash, and carries the original traceback (``details``; ``summary`` has
+    only the frames of the user's code, see :mod:`daskbio.tracebacks`)."""
 
-    def __init__(self, name: str, key: str, details: str) -> None:
+    def __init__(self, name: str, key: str, details: str, summary: str = "") -> None:
         super().__init__(f"Task {name} ({key}) failed:\n{details}")
         self.name = name
         self.key = key
         self.details = details
+        self.summary = summary or details
 
     def __reduce__(self) -> tuple:
-        return (type(self), (self.name, self.key, self.details))
+        return (type(self), (self.name, self.key, self.details, self.summary))
+
+
+class UnstorableResult(TypeError):
+    """A Task returned what the cache cannot keep (a generator, an open file, an object
+    that cannot be pickled); the message says what to return instead."""
+
+
+class TaskStartError(RuntimeError):
+    """A Task could not be started where it was sent: its function or arguments could
+    not be pickled on the client, or unpickled on the worker."""
 
 
 class TasksFailed(Exception):
@@ -53,10 +67,15 @@ class TasksFailed(Exception):
         return (type(self), (self.failures,))
 
 
+def last_error_line(info: dict[str, Any]) -> str:
+    """The last line of a failure record's error (its exception and message)."""
+    last = (info.get("traceback") or info.get("error") or "").strip().splitlines()
+    return last[-1] if last else "?"
+
+
 def failure_line(key: str, info: dict[str, Any]) -> str:
     """``name hash: last line of the error``, for summaries."""
-    last = (info.get("traceback") or info.get("error") or "").strip().splitlines()
-    return f"{info.get('name', '?')} {key[:12]}: {last[-1] if last else '?'}"
+    return f"{info.get('name', '?')} {key[:12]}: {last_error_line(info)}"
 
 
 @dataclass
@@ -162,6 +181,27 @@ class Job:
     store: Store
     run: Run
     failed_before: bool = True
+    #: ``f``, ``args`` and ``kwargs`` pickled, in a Job sent to another process (or why
+    #: they could not be): unpickled by :func:`run_job`, so that an error there is the
+    #: Task's failure record, not a worker's error that names no Task.
+    packed: bytes | str | None = field(default=None, repr=False)
+
+    def __reduce__(self) -> tuple:
+        packed = self.packed
+        if packed is None:  # else still packed, as it came: it goes on as it is
+            try:
+                import cloudpickle
+
+                packed = cloudpickle.dumps((self.f, self.args, self.kwargs), protocol=5)
+            except Exception as e:
+                packed = f"cannot pickle Task {self.name} ({self.key}) to send it: {e!r}"
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("f", "args", "kwargs")}
+        return (_packed_job, (fields, packed))
+
+    def __dask_tokenize__(self) -> tuple:
+        # The Task's hash names what it computes; Dask need not walk (or pickle) the
+        # user's arguments to name the Job, which they may not even allow.
+        return ("daskbio.Job", self.key, self.run.id, self.failed_before)
 
     @classmethod
     def of(cls, task: Task, store: Store, run: Run, failed_before: bool = True) -> Job:
@@ -180,6 +220,8 @@ class Job:
             failed_before=failed_before,
         )
 
+
+log = logging.getLogger(__name__)
 
 _summary = reprlib.Repr()
 _summary.maxstring = 60
@@ -210,10 +252,12 @@ def run_job(job: Job, *dep_values: Any) -> Any:
                 job.store.unlock(adopted)
     lease = job.store.lock(job.key, job.run.id, job.run.lease)
     if lease is None:
+        log.debug("%s %s is held by another run", job.name, job.key)
         return NotDone(job.key, "elsewhere")
     try:
         if job.store.has(job.key):
             job.run.elsewhere.add(job.key)
+            events.report(job.key, job.name, "loaded")
             return job.store.load(job.key)
         return _compute(job, dep_values)
     finally:
@@ -221,22 +265,26 @@ def run_job(job: Job, *dep_values: Any) -> Any:
 
 
 def _compute(job: Job, dep_values: tuple) -> Any:
-    args, kwargs = _arguments(job, dep_values)
-    # Before the call: the state of the input files the result is computed from.
-    inputs = input_files(job.args, job.kwargs)
-    start = time.time()
+    events.report(job.key, job.name, "running")
     try:
+        _unpack(job)
+        args, kwargs = _arguments(job, dep_values)
+        # Before the call: the state of the input files the result is computed from.
+        inputs = input_files(job.args, job.kwargs)
+        start = time.time()
         result = chunked.computed(job.f(*args, **kwargs))
         _commit(job, result, _metadata(job, start, inputs))
     except (CorruptEntry, CacheWriteError, KeyFileError):
         raise
     except Exception as e:
         _record_failure(job, e)
+        events.report(job.key, job.name, "failed")
         if job.run.keep_going:
             return NotDone(job.key, "failed")
         job.run.stop.set()
-        raise TaskFailed(job.name, job.key, traceback.format_exc()) from e
+        raise TaskFailed(job.name, job.key, traceback.format_exc(), own_frames(e)) from e
     job.run.ran.add(job.key)
+    events.report(job.key, job.name, "computed")
     job.store.add_code_version(job.identity, job.fingerprint)
     if inputs:
         job.store.note_input_files(job.identity)
@@ -244,6 +292,55 @@ def _compute(job: Job, dep_values: tuple) -> Any:
         # Dependents read the written array rather than compute its graph a second time.
         return job.store.load(job.key)
     return result
+
+
+def _packed_job(fields: dict[str, Any], packed: bytes | str) -> Job:
+    return Job(f=None, args=(), kwargs={}, **{**fields, "packed": packed})
+
+
+def _unpack(job: Job) -> None:
+    """Give a Job sent from another process its function and arguments back."""
+    if job.packed is None:
+        return
+    if isinstance(job.packed, str):
+        raise TaskStartError(job.packed)
+    import pickle
+
+    try:
+        job.f, job.args, job.kwargs = pickle.loads(job.packed)
+    except Exception as e:
+        hint = ""
+        if isinstance(e, ImportError):
+            hint = (
+                f": is {e.name or 'the module'} installed on the workers, and its folder on "
+                "their PYTHONPATH?"
+            )
+        raise TaskStartError(
+            f"cannot unpickle Task {job.name} ({job.key}) on {host()}: {e!r}{hint}"
+        ) from e
+    job.packed = None
+
+
+def _check_storable(job: Job, result: Any) -> None:
+    """Refuse results that pickle cannot keep, or keeps as something else than the
+    user meant, with what to return instead."""
+    import io
+    from collections.abc import Iterator
+
+    if isinstance(result, (io.BytesIO, io.StringIO)):
+        return  # buffers in memory pickle with what they hold
+    if isinstance(result, io.IOBase):
+        name = getattr(result, "name", None)
+        raise UnstorableResult(
+            f"{job.name} returned an open file{f' ({name})' if name else ''}, which cannot be "
+            "stored: return what you read from it, or its path"
+        )
+    if isinstance(result, Iterator):
+        kind = type(result).__name__
+        raise UnstorableResult(
+            f"{job.name} returned a {kind}, an iterator (used up once read), which cannot be "
+            "stored: return a list, e.g. list(...)"
+        )
 
 
 def _arguments(job: Job, dep_values: tuple) -> tuple[tuple, dict]:
@@ -262,6 +359,14 @@ def _arguments(job: Job, dep_values: tuple) -> tuple[tuple, dict]:
 
 
 def _commit(job: Job, result: Any, meta: dict[str, Any]) -> None:
+    _check_storable(job, result)
+    kind = type(result)
+    # For ``daskbio show``, which thus never unpickles a result to name its type.
+    meta["type"] = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else (f"{kind.__module__}.{kind.__qualname__}")
+    )
     if is_dask_array(result):
         chunked.write(job.store, job.key, result, job.fingerprint, meta, job.failed_before)
     else:
@@ -284,6 +389,9 @@ def _record_failure(job: Job, e: Exception) -> None:
 
 
 def _metadata(job: Job, start: float, inputs: dict[str, list[int]]) -> dict[str, Any]:
+    # The key's parts let ``daskbio why`` say which part of a later Task's key differs.
+    from daskbio.provenance import key_parts
+
     meta = {
         "name": job.name,
         "function": job.identity,
@@ -298,6 +406,11 @@ def _metadata(job: Job, start: float, inputs: dict[str, list[int]]) -> dict[str,
         "pid": os.getpid(),
         "run": job.run.id,
     }
+    try:
+        meta["key_parts"] = key_parts(job.f, job.args, job.kwargs)
+    except Exception:
+        # A record for ``daskbio why`` only: never a reason to lose a computed result.
+        log.warning("cannot record the key parts of %s %s", job.name, job.key, exc_info=True)
     if inputs:
         meta["inputs"] = inputs
     return meta

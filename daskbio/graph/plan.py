@@ -6,11 +6,14 @@ appear in the plan at all (ARCHITECTURE.md decision 4).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from daskbio.cache import Store
 from daskbio.graph.task import Task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,4 +92,10 @@ def plan(targets: Iterable[Task], store: Store) -> Plan:
             else:
                 stack.append(dep)
     result.failed = failed & result.run.keys()
+    log.info(
+        "plan: %d Tasks to compute (%d failed before), %d cached inputs to load",
+        len(result.run),
+        len(result.failed),
+        len(result.load),
+    )
     return result

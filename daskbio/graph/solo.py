@@ -22,6 +22,7 @@ so make solo runs take their locks first.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ from contextlib import contextmanager
 
 from daskbio.cache import Store
 from daskbio.graph.job import Run
+
+log = logging.getLogger(__name__)
 
 #: Seconds between a solo run's looks for other runs (and a newcomer's for their answer).
 WATCH = 0.5
@@ -50,6 +53,12 @@ def registered(store: Store, run: Run, in_process: bool, show: bool = False) -> 
     if record.holder.solo and others:
         record.change(solo=False)
     run.solo = record.holder.solo
+    log.info(
+        "run %s on %s: %s",
+        run.id,
+        store.location,
+        "alone, takes no locks" if run.solo else f"with {len(others)} other runs, locks each Task",
+    )
     stop = threading.Event()
     watcher = None
     try:
@@ -76,6 +85,7 @@ def _watch(store: Store, run: Run, record, stop: threading.Event) -> None:
         except OSError:
             continue  # the cache briefly unreachable: look again
         if others:
+            log.info("another run has come: run %s locks its Tasks from now on", run.id)
             run.stop_being_alone(lambda key: store.lock(key, run.id, run.lease))
             record.change(solo=False)
             return
