@@ -15,6 +15,10 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     "daskbio.cache": None,
+    # A folder holding datasets (daskbio/datasets/: nets/ for the NETs images), and where
+    # the NETs images are downloaded from when none is (None: the published repository).
+    "daskbio.data": None,
+    "daskbio.data-url": None,
     # Cached arrays larger than this come back as lazy dask arrays (daskbio/cache/arrays.py).
     "daskbio.lazy-above": "256 MiB",
     # The file holding the key that signs entries (daskbio/cache/signing.py); None: the

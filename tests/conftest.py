@@ -53,3 +53,20 @@ def example(tmp_path: Path) -> Path:
     dst = tmp_path / "segmentation"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("data", "*.daskbio"))
     return dst / "pipeline.py"
+
+
+@pytest.fixture(scope="session")
+def nets_folder() -> Path:
+    """The NETs study's published images (``../shared/data/nets`` beside the repository,
+    or ``nets/`` in the folder ``DASKBIO_DATA`` names). Without them the tests that need
+    them skip, or fail when ``DASKBIO_REQUIRE_DATA`` is set (as .ci/run sets it)."""
+    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data" / "nets"]
+    if os.environ.get("DASKBIO_DATA"):
+        candidates.insert(0, Path(os.environ["DASKBIO_DATA"]) / "nets")
+    for folder in candidates:
+        if (folder / "image_00_00_dna.png").is_file():
+            return folder
+    message = f"the NETs images are not in {' or '.join(map(str, candidates))}"
+    if os.environ.get("DASKBIO_REQUIRE_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)

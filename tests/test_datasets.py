@@ -43,7 +43,7 @@ def test_different_seed_different_images():
 def test_bit_for_bit_reproducible_across_machines(args, expected):
     # The output must not depend on platform or numpy build.  If this fails
     # after an intentional change to the generator, update the digests and
-    # bump daskbio.datasets._GENERATOR_VERSION.
+    # bump daskbio.datasets.synthetic._GENERATOR_VERSION.
     assert _digest(*nuclei(**args)) == expected
 
 
