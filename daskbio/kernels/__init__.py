@@ -7,17 +7,39 @@ reductions or a merge across chunk faces. Each module's docstring says how it is
 Importing this package imports ``dask.array``; ``import daskbio`` alone does not.
 """
 
-from daskbio.kernels import extrema, features, filters, labeling, measures, morphology, thresholds
+from daskbio.kernels import (
+    extrema,
+    features,
+    filters,
+    labeling,
+    measures,
+    morphology,
+    surf,
+    tables,
+    thresholds,
+)
 from daskbio.kernels.extrema import *  # noqa: F403
 from daskbio.kernels.features import *  # noqa: F403
 from daskbio.kernels.filters import *  # noqa: F403
 from daskbio.kernels.labeling import *  # noqa: F403
 from daskbio.kernels.measures import *  # noqa: F403
 from daskbio.kernels.morphology import *  # noqa: F403
+from daskbio.kernels.surf import *  # noqa: F403
+from daskbio.kernels.tables import *  # noqa: F403
 from daskbio.kernels.thresholds import *  # noqa: F403
 
 __all__ = sorted(
     name
-    for module in (extrema, features, filters, labeling, measures, morphology, thresholds)
+    for module in (
+        extrema,
+        features,
+        filters,
+        labeling,
+        measures,
+        morphology,
+        surf,
+        tables,
+        thresholds,
+    )
     for name in module.__all__
 )

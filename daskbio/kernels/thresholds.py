@@ -1,4 +1,4 @@
-"""Global thresholds and contrast stretching: reductions over all chunks, then (for stretch) a map.
+"""Thresholds and contrast stretching: global reductions over all chunks, and local thresholds.
 
 Exactness (ARCHITECTURE.md decision 8): ``otsu`` and ``rc`` depend on the image only through
 its grey-level histogram, which is a sum, so each chunk's histogram is computed and the
@@ -12,18 +12,37 @@ for 32/64-bit images with large values (each chunk holds one while reducing).
 
 The thresholds are returned as lazy 0-d dask arrays, so ``image > otsu(image)`` stays lazy;
 ``int(t)``, ``float(t)`` or ``t.compute()`` gives the number.
+
+``bernsen`` and ``gbernsen`` are local: each pixel is compared with the mid-range of its
+neighbourhood (the maximum and minimum over the structuring element, mahotas' rank filters
+with their default ``mode='reflect'``), or with the global threshold where that range is low.
+They are mapped with :func:`~daskbio.kernels._chunked.map_local`: every chunk is thresholded
+by mahotas together with a halo of half the structuring element's side (``radius`` for
+``bernsen``), and at the array's true edges mahotas reflects as on the whole array, so the
+result equals mahotas bit for bit.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from daskbio.kernels._chunked import as_dask, check_dtype
+from daskbio.kernels._chunked import (
+    as_dask,
+    check_dtype,
+    check_structuring_element,
+    halo_of,
+    map_local,
+)
+from daskbio.kernels.filters import _check_reach, _image, _integer
 
-__all__ = ["otsu", "rc", "stretch"]
+if TYPE_CHECKING:
+    import dask.array as da
+
+__all__ = ["bernsen", "gbernsen", "otsu", "rc", "stretch"]
 
 _ANY_RANK = (1, 2, 3, 4)
 
@@ -238,3 +257,129 @@ def stretch(image: Any, arg0: Any = None, arg1: Any = None, dtype: Any = np.uint
         max_=max_,
         out_dtype=dtype,
     )
+
+
+def _threshold_value(value: Any, name: str) -> Any:
+    """``value`` unchanged if it is a real number (not a bool), for mahotas to compare with."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return value
+
+
+def _local_threshold_image(image: Any, ndims: tuple[int, ...]) -> da.Array:
+    image = _image(image, ndims=ndims)
+    check_dtype(image, "iuf", what="integer or float (mahotas subtracts the local extremes)")
+    return image
+
+
+def _map_gbernsen(
+    image: da.Array, se: np.ndarray, contrast_threshold: Any, gthresh: Any, token: str
+) -> da.Array:
+    """mahotas' ``gbernsen`` on every chunk with a halo of half ``se``'s side."""
+    from mahotas.thresholding import gbernsen
+
+    contrast_threshold = _threshold_value(contrast_threshold, "contrast_threshold")
+    gthresh = _threshold_value(gthresh, "gthresh")
+    halo = halo_of(se.shape)
+    _check_reach(image, halo, "reflect")  # mahotas' rank filters reflect at the edges
+    return map_local(
+        gbernsen,
+        image,
+        depth=halo,
+        dtype=bool,
+        token=token,
+        se=se,
+        contrast_threshold=contrast_threshold,
+        gthresh=gthresh,
+    )
+
+
+def bernsen(
+    image: Any, radius: int, contrast_threshold: float, gthresh: float | None = None
+) -> da.Array:
+    """Bernsen local threshold over a disc, equal to ``mahotas.thresholding.bernsen`` exactly.
+
+    A pixel is True when it exceeds the mid-range ``max/2 + min/2`` of the disc around it,
+    or, where the disc's range ``max - min`` is below ``contrast_threshold``, when it exceeds
+    ``gthresh``. The disc is mahotas' ``circle_se(radius)`` (offsets with
+    ``dy**2 + dx**2 < radius**2``); the halo is ``radius`` on both axes, and mahotas' edge
+    rule (``'reflect'``) applies at the array's true edges only.
+
+    Parameters
+    ----------
+    image : numpy or dask array, 2D, integer or float
+        Bool and float16 images are refused (mahotas fails on both). For signed images,
+        ``max - min`` wraps as in mahotas.
+    radius : int
+        Radius of the disc, at least 1 (a radius of 1 is the pixel alone).
+    contrast_threshold : number
+        Local range below which ``gthresh`` is used instead of the mid-range.
+    gthresh : number, optional
+        Global threshold for low-contrast pixels (default 128, as mahotas).
+
+    Returns
+    -------
+    thresholded : dask array of bool
+        Lazy, with ``image``'s chunks.
+
+    Examples
+    --------
+    >>> import dask.array as da, mahotas as mh, numpy as np
+    >>> x = np.random.default_rng(0).integers(0, 256, (60, 50)).astype(np.uint8)
+    >>> y = bernsen(da.from_array(x, chunks=16), 5, 30)
+    >>> bool((y.compute() == mh.thresholding.bernsen(x, 5, 30)).all())
+    True
+    """
+    from mahotas.morph import circle_se
+
+    image = _local_threshold_image(image, ndims=(2,))
+    radius = _integer(radius, "radius")
+    if radius < 1:
+        raise ValueError(f"radius must be a positive integer, got {radius}")
+    gthresh = 128 if gthresh is None else gthresh
+    return _map_gbernsen(image, circle_se(radius), contrast_threshold, gthresh, "bernsen")
+
+
+def gbernsen(image: Any, se: Any, contrast_threshold: float, gthresh: float) -> da.Array:
+    """Generalised Bernsen local threshold over the neighbourhood ``se``, equal to
+    ``mahotas.thresholding.gbernsen`` exactly.
+
+    As :func:`bernsen`, with any binary structuring element in place of the disc; the halo
+    is half ``se``'s side on each axis.
+
+    Parameters
+    ----------
+    image : numpy or dask array, 2D or 3D, integer or float
+        Bool and float16 images are refused (mahotas fails on both).
+    se : array-like of bool or integer 0/1
+        The neighbourhood, of the image's rank, with odd sides and at least one 1
+        (mahotas ranks over ``se.sum()`` pixels, so other values or a float ``se`` fail
+        there; they are refused here).
+    contrast_threshold : number
+        Local range below which ``gthresh`` is used instead of the mid-range.
+    gthresh : number
+        Global threshold for low-contrast pixels.
+
+    Returns
+    -------
+    thresholded : dask array of bool
+        Lazy, with ``image``'s chunks.
+
+    Examples
+    --------
+    >>> import dask.array as da, mahotas as mh, numpy as np
+    >>> x = np.random.default_rng(0).integers(0, 4000, (60, 50)).astype(np.uint16)
+    >>> se = np.ones((5, 3), bool)
+    >>> y = gbernsen(da.from_array(x, chunks=(16, 7)), se, 500, 2000)
+    >>> bool((y.compute() == mh.thresholding.gbernsen(x, se, 500, 2000)).all())
+    True
+    """
+    image = _local_threshold_image(image, ndims=(2, 3))
+    if se is None:
+        raise TypeError("se must be an array (the neighbourhood), got None")
+    se = check_structuring_element(se, image.ndim, "se")
+    check_dtype(se, "biu", "se", "bool or integer 0/1")
+    if not np.isin(se, (0, 1)).all() or not se.any():
+        values = np.unique(se).tolist()
+        raise ValueError(f"se must hold only 0 and 1, with at least one 1, got values {values}")
+    return _map_gbernsen(image, se, contrast_threshold, gthresh, "gbernsen")
