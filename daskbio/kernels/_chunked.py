@@ -9,6 +9,7 @@ on an empty array to guess them, and some mahotas functions crash the process on
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -205,3 +206,41 @@ def map_local(
             **kwargs,
         )
     return out if out.chunks == image.chunks else out.rechunk(image.chunks)
+
+
+def filter_image(
+    image: Any, name: str = "image", ndims: Sequence[int] = (2, 3), half: bool = False
+) -> da.Array:
+    """``image`` as a dask array of a dtype mahotas filters (float16 only if ``half``)."""
+    arr = as_dask(image, name, ndims)
+    check_dtype(arr, "biuf", name)
+    if arr.dtype == np.float16 and not half:
+        raise TypeError(
+            f"{name} must not be float16 (mahotas does not filter it), convert it first"
+        )
+    return arr
+
+
+def check_reach(image: da.Array, halo: Sequence[int], mode: str, name: str = "image") -> None:
+    """Refuse what mahotas gets wrong: its 'reflect' edge reads outside the array (garbage)
+    when a neighbourhood reaches 4 or more times an axis' length (an axis of 2 pixels and a
+    Gaussian of sigma 2, say); no chunking can reproduce that."""
+    if mode != "reflect":
+        return
+    for axis, (n, h) in enumerate(zip(image.shape, halo)):
+        if 2 <= n <= h // 4:
+            raise ValueError(
+                f"{name} axis {axis} has {n} pixels, too few for a reach of {h} with "
+                "mode='reflect' (mahotas then reads outside the array); use mode='mirror' "
+                "or 'nearest', or a smaller neighbourhood"
+            )
+
+
+def check_integer(value: Any, name: str) -> int:
+    """``value`` as an int; a bool, or anything that is not an integer, is refused."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None

@@ -25,16 +25,17 @@ summed in a different order from numpy's (see those two functions for the conseq
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from daskbio.kernels._chunked import (
-    as_dask,
     check_dtype,
+    check_integer,
+    check_reach,
     check_structuring_element,
+    filter_image,
     halo_of,
     map_local,
     structuring_element,
@@ -68,19 +69,6 @@ _VSOBEL = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]]) / 8.0
 # ---------------------------------------------------------------- shared checks and mapping
 
 
-def _image(
-    image: Any, name: str = "image", ndims: Sequence[int] = (2, 3), half: bool = False
-) -> da.Array:
-    """``image`` as a dask array of a dtype mahotas filters (float16 only if ``half``)."""
-    arr = as_dask(image, name, ndims)
-    check_dtype(arr, "biuf", name)
-    if arr.dtype == np.float16 and not half:
-        raise TypeError(
-            f"{name} must not be float16 (mahotas does not filter it), convert it first"
-        )
-    return arr
-
-
 def _check_mode(mode: str, cval: float = 0.0) -> None:
     if mode == "wrap":
         raise ValueError(
@@ -93,35 +81,11 @@ def _check_mode(mode: str, cval: float = 0.0) -> None:
         raise ValueError(f"cval must be 0 with mode='constant' (as in mahotas), got {cval!r}")
 
 
-def _check_reach(image: da.Array, halo: Sequence[int], mode: str, name: str = "image") -> None:
-    """Refuse what mahotas gets wrong: its 'reflect' edge reads outside the array (garbage)
-    when a neighbourhood reaches 4 or more times an axis' length (an axis of 2 pixels and a
-    Gaussian of sigma 2, say); no chunking can reproduce that."""
-    if mode != "reflect":
-        return
-    for axis, (n, h) in enumerate(zip(image.shape, halo)):
-        if 2 <= n <= h // 4:
-            raise ValueError(
-                f"{name} axis {axis} has {n} pixels, too few for a reach of {h} with "
-                "mode='reflect' (mahotas then reads outside the array); use mode='mirror' "
-                "or 'nearest', or a smaller neighbourhood"
-            )
-
-
 def _number(value: Any, name: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number, got {value!r}") from None
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
 
 
 def _per_axis(value: Any, ndim: int, name: str) -> tuple:
@@ -186,14 +150,14 @@ def gaussian_filter(
     """
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     sigmas = _per_axis(sigma, image.ndim, "sigma")
     halo = tuple(_gaussian_reach(s) for s in sigmas)
     orders = _per_axis(order, image.ndim, "order")
     if any(isinstance(o, (bool, np.bool_)) or o not in (0, 1, 2, 3) for o in orders):
         raise ValueError(f"order must be 0, 1, 2 or 3 (or one of these per axis), got {order!r}")
     _check_mode(mode, cval)
-    _check_reach(image, halo, mode)
+    check_reach(image, halo, mode)
     dtype = image.dtype if image.dtype.kind == "f" else np.dtype(np.float64)
     return map_local(
         mh.gaussian_filter,
@@ -236,13 +200,13 @@ def median_filter(image: Any, Bc: Any = None, mode: str = "reflect", cval: float
     """
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     Bc = check_structuring_element(Bc, image.ndim)
     if Bc is not None and not np.count_nonzero(Bc.astype(image.dtype)):
         raise ValueError("Bc must have at least one non-zero element (in the image's dtype)")
     _check_mode(mode, cval)
     halo = (1,) * image.ndim if Bc is None else halo_of(Bc.shape)
-    _check_reach(image, halo, mode)
+    check_reach(image, halo, mode)
     return map_local(
         mh.median_filter,
         image,
@@ -285,10 +249,10 @@ def mean_filter(image: Any, Bc: Any, mode: str = "ignore", cval: float = 0.0) ->
     """
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     Bc = structuring_element(Bc, image.ndim, image.dtype)
     _check_mode(mode, cval)
-    _check_reach(image, halo_of(Bc.shape), mode)
+    check_reach(image, halo_of(Bc.shape), mode)
     return map_local(
         mh.mean_filter,
         image,
@@ -335,15 +299,15 @@ def rank_filter(
     """
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     Bc = structuring_element(Bc, image.ndim, image.dtype)
-    rank = _integer(rank, "rank")
+    rank = check_integer(rank, "rank")
     # mahotas counts the footprint after casting it to the image's dtype.
     size = int(np.count_nonzero(np.asarray(Bc).astype(image.dtype)))
     if not 0 <= rank < size:
         raise ValueError(f"rank must be in 0..{size - 1} for a footprint of {size}, got {rank}")
     _check_mode(mode, cval)
-    _check_reach(image, halo_of(Bc.shape), mode)
+    check_reach(image, halo_of(Bc.shape), mode)
     return map_local(
         mh.rank_filter,
         image,
@@ -389,7 +353,7 @@ def convolve(image: Any, weights: Any, mode: str = "reflect", cval: float = 0.0)
     import dask.array as da
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     if isinstance(weights, da.Array):
         raise TypeError("weights must be a numpy array (small, in memory), got a dask array")
     weights = np.asarray(weights)
@@ -402,7 +366,7 @@ def convolve(image: Any, weights: Any, mode: str = "reflect", cval: float = 0.0)
     check_dtype(weights, "biuf", "weights")
     _check_mode(mode, cval)
     halo = tuple(s // 2 for s in weights.shape)
-    _check_reach(image, halo, mode)
+    check_reach(image, halo, mode)
     return map_local(
         mh.convolve,
         image,
@@ -438,7 +402,7 @@ def laplacian_2D(image: Any, alpha: float = 0.2) -> da.Array:
     """
     import mahotas as mh
 
-    image = _image(image, ndims=(2,), half=True)
+    image = filter_image(image, ndims=(2,), half=True)
     alpha = _number(alpha, "alpha")
     return map_local(
         mh.laplacian_2D, image, depth=(1, 1), dtype=np.float64, token="laplacian_2D", alpha=alpha
@@ -476,8 +440,8 @@ def majority_filter(image: Any, N: int = 3) -> da.Array:
     """
     import mahotas as mh
 
-    image = _image(image, ndims=(2,), half=True)
-    N = _integer(N, "N")
+    image = filter_image(image, ndims=(2,), half=True)
+    N = check_integer(N, "N")
     if N < 3 or N % 2 == 0:
         raise ValueError(f"N must be an odd integer of at least 3, got {N}")
     halo = (N // 2 + 1,) * 2
@@ -539,7 +503,7 @@ def locmin(image: Any, Bc: Any = None) -> da.Array:
 def _local_extrema(image: Any, Bc: Any, which: str) -> da.Array:
     import mahotas as mh
 
-    image = _image(image)
+    image = filter_image(image)
     Bc = structuring_element(Bc, image.ndim, image.dtype)
     return map_local(
         getattr(mh, which), image, depth=halo_of(Bc.shape), dtype=bool, token=which, Bc=Bc
@@ -575,8 +539,8 @@ def bwperim(bw: Any, n: int = 4, mode: str = "constant") -> da.Array:
     """
     import mahotas as mh
 
-    bw = _image(bw, "bw", half=True)
-    n = _integer(n, "n")
+    bw = filter_image(bw, "bw", half=True)
+    n = check_integer(n, "n")
     if n < 1:
         raise ValueError(f"n must be a positive connectivity such as 4 or 8, got {n}")
     _check_mode(mode)
@@ -629,7 +593,7 @@ def sobel(image: Any, just_filter: bool = False) -> da.Array:
     """
     import dask.array as da
 
-    image = _image(image, ndims=(2,), half=True).astype(np.float64)
+    image = filter_image(image, ndims=(2,), half=True).astype(np.float64)
     shifted = image - image.min()
     ptp = shifted.max() - shifted.min()
     normalised = shifted / da.where(ptp == 0, 1.0, ptp)
@@ -715,7 +679,7 @@ def dog(
     """
     import dask.array as da
 
-    image = _image(image, ndims=(2,), half=True).astype(np.float64)
+    image = filter_image(image, ndims=(2,), half=True).astype(np.float64)
     sigma1 = _number(sigma1, "sigma1")
     sigma2 = sigma1 * _number(multiplier, "multiplier")
     reach = max(_gaussian_reach(sigma1, "sigma1"), _gaussian_reach(sigma2, "sigma1 * multiplier"))

@@ -33,11 +33,13 @@ import numpy as np
 from daskbio.kernels._chunked import (
     as_dask,
     check_dtype,
+    check_integer,
+    check_reach,
     check_structuring_element,
+    filter_image,
     halo_of,
     map_local,
 )
-from daskbio.kernels.filters import _check_reach, _image, _integer
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -267,7 +269,7 @@ def _threshold_value(value: Any, name: str) -> Any:
 
 
 def _local_threshold_image(image: Any, ndims: tuple[int, ...]) -> da.Array:
-    image = _image(image, ndims=ndims)
+    image = filter_image(image, ndims=ndims)
     check_dtype(image, "iuf", what="integer or float (mahotas subtracts the local extremes)")
     return image
 
@@ -281,7 +283,7 @@ def _map_gbernsen(
     contrast_threshold = _threshold_value(contrast_threshold, "contrast_threshold")
     gthresh = _threshold_value(gthresh, "gthresh")
     halo = halo_of(se.shape)
-    _check_reach(image, halo, "reflect")  # mahotas' rank filters reflect at the edges
+    check_reach(image, halo, "reflect")  # mahotas' rank filters reflect at the edges
     return map_local(
         gbernsen,
         image,
@@ -333,7 +335,7 @@ def bernsen(
     from mahotas.morph import circle_se
 
     image = _local_threshold_image(image, ndims=(2,))
-    radius = _integer(radius, "radius")
+    radius = check_integer(radius, "radius")
     if radius < 1:
         raise ValueError(f"radius must be a positive integer, got {radius}")
     gthresh = 128 if gthresh is None else gthresh
