@@ -233,3 +233,18 @@ BAD_INPUT = [
 def test_bad_input_is_refused_before_computing(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_a_transposed_square_element_is_not_taken_for_the_untransposed_one() -> None:
+    # dask's tokenize ignores strides: weights.T shares weights' buffer, shape and dtype.
+    weights = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    image = np.random.default_rng(1).random((24, 20))
+    x = da.from_array(image, chunks=10)
+    rows, cols = fk.convolve(x, weights), fk.convolve(x, weights.T)
+    assert rows.name != cols.name
+    both = da.stack([rows, cols]).compute()
+    np.testing.assert_array_equal(both[0], mh.convolve(image, weights))
+    np.testing.assert_array_equal(both[1], mh.convolve(image, weights.T))
+    element = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 1]], bool)
+    grown = da.stack([fk.mean_filter(x, element), fk.mean_filter(x, element.T)]).compute()
+    np.testing.assert_array_equal(grown[1], mh.mean_filter(image, element.T))

@@ -178,6 +178,10 @@ def map_local(
     import dask.array as da
 
     arrays_in_kwargs = [k for k, v in kwargs.items() if isinstance(v, np.ndarray)]
+    # Dask's tokenize hashes an array's buffer, shape and dtype but not its strides, so a
+    # transposed square array (weights.T) would get the untransposed one's keys, and one
+    # graph holding both would compute only one: the keys must see values in C order.
+    kwargs.update({k: np.ascontiguousarray(kwargs[k]) for k in arrays_in_kwargs})
     if arrays_in_kwargs:
         kernel = _with_own_copies(kernel, arrays_in_kwargs)
     chunks, depths = working_chunks(

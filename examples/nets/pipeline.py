@@ -97,9 +97,9 @@ import os
 from pathlib import Path
 
 import mahotas as mh
-import mahotas.features.surf
 import numpy as np
 
+import daskbio
 from daskbio import TaskGenerator
 from daskbio.datasets import nets
 
@@ -130,6 +130,12 @@ SURF_DNA = FULL or os.environ.get("NETS_SURF_DNA") == "1"
 BERNSEN_RADIUS = _int("NETS_BERNSEN_RADIUS", 15)
 BERNSEN_CONTRAST = _int("NETS_BERNSEN_CONTRAST", 16)
 METHODS = ("pixel", "regions", *(f"surf({s})" for s in SURF_SCALES))
+MOSAIC = _int("NETS_MOSAIC", 0)
+MOSAIC_CHUNK = 1024
+TILE = 512  # the fields' side
+MARGIN = 128  # around a mosaic tile: beyond every kernel's reach (SURF at scale 8: 125)
+if MOSAIC:
+    RESULTS = HERE / f"results-mosaic-{MOSAIC}"
 
 
 def _selected(fields):
@@ -168,6 +174,101 @@ def _pieces(features, labels, weights=None):
     return {"X": features, "y": np.asarray(labels, np.float32), "w": np.asarray(weights, float)}
 
 
+def _joined(parts):
+    """The pieces of every copy of a field, as one set."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "y", "w")}
+
+
+# --- Where a field's pixels come from: its files, or its copies in a mosaic ---------------
+
+
+def _layout(n_fields, side):
+    """Which field fills each tile of a ``side`` x ``side`` mosaic, row by row: tile ``t``
+    is field ``t % n_fields`` turned by the ``(t // n_fields) % 8``-th symmetry of the
+    square, so that copies of a field differ."""
+    per_side = side // TILE
+    return [
+        [((r * per_side + c) % n_fields, ((r * per_side + c) // n_fields) % 8)
+         for c in range(per_side)]
+        for r in range(per_side)
+    ]  # fmt: skip
+
+
+def _turned(image, symmetry):
+    image = np.rot90(image, symmetry % 4)
+    return np.ascontiguousarray(image.T if symmetry >= 4 else image)
+
+
+def _tile(path, symmetry, as_labels=False):
+    image = _read(path)
+    return _turned(image > 0 if as_labels else image, symmetry).astype(np.uint8)
+
+
+@TaskGenerator
+def mosaic(fields, side, path):
+    """Tile the fields into one ``side`` x ``side`` OME-Zarr image (channels DNA and
+    histone, the first person's regions as the label image ``rois``), written chunk by
+    chunk by ``daskbio.io.to_ome_zarr``; returns its path."""
+    import dask
+    import dask.array as da
+
+    from daskbio.io import to_ome_zarr
+
+    layout = _layout(len(fields), side)
+
+    def channel(name, as_labels=False):
+        return da.block([
+            [da.from_delayed(dask.delayed(_tile)(fields[i][name], k, as_labels),
+                             (TILE, TILE), np.uint8) for i, k in row]
+            for row in layout
+        ])  # fmt: skip
+
+    chunk = min(side, MOSAIC_CHUNK)
+    image = da.stack([channel("dna"), channel("protein")])
+    with dask.config.set(scheduler="threads"):
+        to_ome_zarr(
+            image,
+            path,
+            axes="cyx",
+            chunks=(1, chunk, chunk),
+            labels={"rois": channel("rois", as_labels=True)},
+            overwrite=True,
+        )
+    return path
+
+
+def _copies(source, align=1):
+    """Each copy of a field as dask arrays ``(dna, protein, rois, box)``: the arrays hold
+    the copy and up to ``MARGIN`` pixels of the mosaic around it (the window starts at a
+    multiple of ``align``, so grids of points fall where they fall on the whole mosaic);
+    ``box`` is the copy within them. Kernels applied to the window and cut to ``box`` give
+    what they give on the whole mosaic, since ``MARGIN`` exceeds every kernel's reach."""
+    import dask.array as da
+
+    if "mosaic" not in source:
+        arrays = [da.from_array(_read(source[c])) for c in ("dna", "protein")]
+        yield *arrays, da.from_array(_read(source["rois"]) > 0), (slice(None), slice(None))
+        return
+    from daskbio.io import imread
+
+    image = imread(source["mosaic"])
+    rois = imread(source["mosaic"] + "/labels/rois")
+    side = image.shape[-1]
+    for y, x in source["tiles"]:
+        y0, x0 = (max(0, (v - MARGIN) // align * align) for v in (y, x))
+        y1, x1 = (min(side, v + TILE + MARGIN) for v in (y, x))
+        window = (slice(y0, y1), slice(x0, x1))
+        box = (slice(y - y0, y - y0 + TILE), slice(x - x0, x - x0 + TILE))
+        yield image[0][window], image[1][window], rois[window] > 0, box
+
+
+def _locally():
+    """Run the dask graphs of a Task on its own thread: Tasks are the parallel unit."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
 # --- Targets and baselines ---------------------------------------------------------------
 
 
@@ -178,59 +279,71 @@ def target(rois):
 
 
 @TaskGenerator
-def bernsen_fraction(protein, radius, contrast):
+def bernsen_fraction(source, radius, contrast):
     """The foreground fraction of a Bernsen local threshold of the histone channel."""
-    return float(mh.thresholding.bernsen(_read(protein), radius, contrast).mean())
+    with _locally():
+        return float(np.mean([
+            daskbio.kernels.bernsen(protein, radius, contrast)[box].mean().compute()
+            for _, protein, _, box in _copies(source)
+        ]))  # fmt: skip
 
 
 # --- Features per (method, image) --------------------------------------------------------
 
 
-def _filter_bank(channel):
+def _filter_bank(channel, box):
+    """The filter bank of one channel, with the mean and sd of the copy in ``box``: every
+    filter a local one, so that a copy's values do not depend on what is far from it."""
     channel = channel.astype(float)
-    mean, sd = channel.mean(), channel.std() or 1.0
+    mean, sd = (float(v) for v in (channel[box].mean(), channel[box].std()))
+    sd = sd or 1.0
     z = (channel - mean) / sd
-    gaussians = [mh.gaussian_filter(z, sigma) for sigma in (1, 2, 4, 8)]
+    gaussians = [daskbio.kernels.gaussian_filter(z, sigma) for sigma in (1, 2, 4, 8)]
     return [
         channel > mean,
         channel > mean + 2 * sd,
         z,
         *gaussians,
         gaussians[1] - gaussians[2],
-        mh.sobel(channel, just_filter=True),
+        _gradient(z),
     ]
 
 
+# mahotas.sobel scales an image to [0, 1] by its minimum and maximum first, which makes it
+# depend on the whole image; the same squared gradient of the z-score depends on 3 x 3 pixels.
+SOBEL = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+
+
+def _gradient(z):
+    """The squared Sobel gradient magnitude (edges: nearest), as mahotas.sobel computes it."""
+    rows, cols = (daskbio.kernels.convolve(z, w, mode="nearest") for w in (SOBEL, SOBEL.T))
+    return rows**2 + cols**2
+
+
 @TaskGenerator
-def pixel_features(dna, protein, rois, step):
+def pixel_features(source, step):
     """A grid of cells ``step`` pixels wide: the filter bank at each cell's centre, the
     cell's NET fraction as its label."""
-    bank = _filter_bank(_read(dna)) + _filter_bank(_read(protein))
-    centre = step // 2
-    features = np.stack([f[centre::step, centre::step].ravel() for f in bank], axis=1)
-    mask = _read(rois) > 0
-    h, w = (mask.shape[0] // step) * step, (mask.shape[1] // step) * step
-    cells = mask[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
-    n = cells.size
-    return _pieces(features[:n], cells.ravel())
+    import dask
+
+    parts = []
+    with _locally():
+        for dna, protein, rois, box in _copies(source):
+            centre = step // 2
+            bank = _filter_bank(dna, box) + _filter_bank(protein, box)
+            sampled = dask.compute(*[f[box][centre::step, centre::step] for f in bank])
+            mask = rois[box].compute()
+            h, w = (mask.shape[0] // step) * step, (mask.shape[1] // step) * step
+            cells = mask[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+            features = np.stack([f[: h // step, : w // step].ravel() for f in sampled], axis=1)
+            parts.append(_pieces(features, cells.ravel()))
+    return _joined(parts)
 
 
-def _haralick(crop):
-    """Haralick features of a crop quantised to 32 grey levels (0 outside the region)."""
-    try:
-        return mh.features.haralick(crop, ignore_zeros=True, return_mean=True)
-    except ValueError:  # too small a region for some direction
-        return np.zeros(13)
-
-
-@TaskGenerator
-def region_features(dna, protein, rois, spacing, sigma, min_size):
-    """Seeded watershed of the smoothed histone channel from a grid of seeds; per region
-    (of at least ``min_size`` pixels) texture, intensity, Sobel and overlap features."""
-    from scipy import ndimage
-
-    channels = [_read(dna), _read(protein)]
-    smooth = mh.gaussian_filter(channels[1].astype(float), sigma)
+def _oversegment(protein, spacing, sigma, min_size):
+    """Seeded watershed of the smoothed histone channel from a grid of seeds, regions under
+    ``min_size`` pixels set to background."""
+    smooth = mh.gaussian_filter(protein.astype(float), sigma)
     seeds = np.zeros(smooth.shape, np.int32)
     grid = seeds[spacing // 2 :: spacing, spacing // 2 :: spacing]
     grid[...] = np.arange(1, grid.size + 1).reshape(grid.shape)
@@ -243,47 +356,71 @@ def region_features(dna, protein, rois, spacing, sigma, min_size):
     )
     surface = 255 * (smooth - smooth.min()) / max(np.ptp(smooth), 1e-9) + ramp
     labeled = mh.cwatershed(surface, seeds)
-    mask = _read(rois) > 0
-    sobels = [mh.sobel(c.astype(float), just_filter=True) for c in channels]
-    above = [c > c.mean() for c in channels]
-    quantised = [(c // 8 + 1).astype(np.uint8) for c in channels]
-    rows, labels, sizes = [], [], []
-    for label, box in enumerate(ndimage.find_objects(labeled), start=1):
-        if box is None:
-            continue
-        inside = labeled[box] == label
-        size = int(inside.sum())
-        if size < min_size:
-            continue
-        row = [np.log(size)]
-        values = [c[box][inside].astype(float) for c in channels]
-        for q, s, v in zip(quantised, sobels, values):
-            row.extend(_haralick(np.where(inside, q[box], 0)))
-            row.extend([v.mean(), v.std(), s[box][inside].mean(), s[box][inside].std()])
-        both = above[0][box][inside] & above[1][box][inside]
-        sd = values[0].std() * values[1].std()
-        covariance = np.mean((values[0] - values[0].mean()) * (values[1] - values[1].mean()))
-        row.extend([covariance / sd if sd > 0 else 0.0, both.mean()])
-        rows.append(row)
-        labels.append(mask[box][inside].mean())
-        sizes.append(size)
-    return _pieces(rows, labels, np.asarray(sizes, float))
+    sizes = np.bincount(labeled.ravel())
+    labeled[sizes[labeled] < min_size] = 0
+    return labeled
+
+
+def _region_rows(dna, protein, rois, labeled):
+    """Per region: log size; per channel the Haralick texture (of 32 grey levels), mean,
+    sd and Sobel mean and sd; the channels' correlation and the fraction of pixels above
+    the mean in both. The region's NET fraction is its label."""
+    tables = []
+    for c in (dna, protein):
+        stats = daskbio.kernels.region_table(c, labeled, ["intensity", "sobel"])
+        texture = daskbio.kernels.region_table((c // 8 + 1).astype(np.uint8), labeled, ["haralick"])
+        tables.append((stats, texture.iloc[:, -13:]))
+    product = daskbio.kernels.region_table(dna.astype(np.uint16) * protein, labeled, ["intensity"])
+    above = ((dna > dna.mean()) & (protein > protein.mean())).astype(np.uint8)
+    both = daskbio.kernels.region_table(above, labeled, ["intensity"])["mean"]
+    nets = daskbio.kernels.region_table(rois.astype(np.uint8), labeled, ["intensity"])["mean"]
+    (first, _), (second, _) = tables
+    sd = first["std"] * second["std"]
+    covariance = product["mean"] - first["mean"] * second["mean"]
+    columns = [np.log(first["size"])]
+    for stats, texture in tables:
+        columns.extend([texture, stats[["mean", "std", "sobel_mean", "sobel_std"]]])
+    columns.extend([(covariance / sd).where(sd > 0, 0.0), both])
+    import pandas as pd
+
+    return pd.concat(columns, axis=1).to_numpy(), nets.to_numpy(), first["size"].to_numpy()
 
 
 @TaskGenerator
-def surf_features(dna, protein, rois, scale, spacing, with_dna):
+def region_features(source, spacing, sigma, min_size):
+    """An oversegmentation of each copy of the field (a seeded watershed, within the copy),
+    described region by region (``_region_rows``) with ``daskbio.kernels.region_table``."""
+    parts = []
+    with _locally():
+        for dna, protein, rois, box in _copies(source):
+            dna, protein, rois = (a[box].compute() for a in (dna, protein, rois))
+            labeled = _oversegment(protein, spacing, sigma, min_size)
+            rows, labels, sizes = _region_rows(dna, protein, rois, labeled)
+            parts.append(_pieces(rows, labels, sizes.astype(float)))
+    return _joined(parts)
+
+
+@TaskGenerator
+def surf_features(source, scale, spacing, with_dna):
     """Dense SURF descriptors of the histone channel (and of the DNA channel at the same
     points if ``with_dna``) on a grid; each point's label is the NET fraction of the
     window of half-width 10 x scale around it."""
-    points = mh.features.surf.dense(
-        _read(protein), spacing, scale=scale, include_interest_point=True
-    )
-    descriptors = [points[:, 6:]]
-    if with_dna:
-        descriptors.append(mh.features.surf.dense(_read(dna), spacing, scale=scale))
-    ys, xs = points[:, 0].astype(int), points[:, 1].astype(int)
-    labels = _fraction_in_windows(_read(rois) > 0, ys, xs, int(10 * scale))
-    return _pieces(np.hstack(descriptors), labels)
+    parts = []
+    with _locally():
+        for dna, protein, rois, box in _copies(source, align=spacing):
+            points = daskbio.kernels.surf_dense(protein, spacing, scale, True).compute()
+            ys, xs = points[:, 0].astype(int), points[:, 1].astype(int)
+            rows, cols = (np.arange(*b.indices(n))[[0, -1]] for b, n in zip(box, rois.shape))
+            inside = (ys >= rows[0]) & (ys <= rows[1]) & (xs >= cols[0]) & (xs <= cols[1])
+            descriptors = [points[inside, 6:]]
+            if with_dna:
+                descriptors.append(
+                    daskbio.kernels.surf_dense(dna, spacing, scale).compute()[inside]
+                )
+            mask = rois.compute()
+            labels = _fraction_in_windows(mask, ys[inside], xs[inside], int(10 * scale))
+            parts.append(_pieces(np.hstack(descriptors), labels))
+    return _joined(parts)
 
 
 # --- Learning, per (method, fold) --------------------------------------------------------
@@ -528,6 +665,22 @@ def report(evaluation, fields, targets, human_pairs, folder):
     }
 
 
+def _mosaic_sources(channels, side):
+    """The Task writing the mosaic, and for each field where its copies are in it."""
+    if side % TILE or (side // TILE) ** 2 < len(channels):
+        smallest = TILE * int(np.ceil(np.sqrt(len(channels))))
+        raise ValueError(
+            f"NETS_MOSAIC={side}: give a multiple of {TILE} with a tile for each of the "
+            f"{len(channels)} fields, at least {smallest}"
+        )
+    built = mosaic(channels, side, str(RESULTS / "mosaic.ome.zarr"))
+    tiles = [[] for _ in channels]
+    for r, row in enumerate(_layout(len(channels), side)):
+        for c, (i, _) in enumerate(row):
+            tiles[i].append((r * TILE, c * TILE))
+    return [{"mosaic": built, "tiles": t} for t in tiles]
+
+
 # --- The pipeline ------------------------------------------------------------------------
 
 fields = _selected(nets())
@@ -536,22 +689,16 @@ targets = [target(f["rois"]) for f in images]
 human_pairs = [
     (target(f["rois2"]), targets[i]) for i, f in enumerate(images) if isinstance(f["rois2"], str)
 ]
-bernsen = [bernsen_fraction(f["protein"], BERNSEN_RADIUS, BERNSEN_CONTRAST) for f in images]
+channels = [{c: f[c] for c in ("dna", "protein", "rois")} for f in images]
+sources = _mosaic_sources(channels, MOSAIC) if MOSAIC else channels
+bernsen = [bernsen_fraction(s, BERNSEN_RADIUS, BERNSEN_CONTRAST) for s in sources]
 
 features = {
-    "pixel": [pixel_features(f["dna"], f["protein"], f["rois"], PIXEL_STEP) for f in images],
-    "regions": [
-        region_features(
-            f["dna"], f["protein"], f["rois"], REGION_SEEDS, REGION_SIGMA, REGION_MIN_SIZE
-        )
-        for f in images
-    ],
+    "pixel": [pixel_features(s, PIXEL_STEP) for s in sources],
+    "regions": [region_features(s, REGION_SEEDS, REGION_SIGMA, REGION_MIN_SIZE) for s in sources],
 }
 for scale in SURF_SCALES:
-    features[f"surf({scale})"] = [
-        surf_features(f["dna"], f["protein"], f["rois"], scale, SURF_SPACING, SURF_DNA)
-        for f in images
-    ]
+    features[f"surf({scale})"] = [surf_features(s, scale, SURF_SPACING, SURF_DNA) for s in sources]
 
 samples = [int(s) for s in fields["sample"]]
 validations = {
