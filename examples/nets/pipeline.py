@@ -15,8 +15,9 @@ piece by a feature vector and label it with its local NET fraction:
 
 - ``pixel``: the centres of a regular grid of cells (every ``NETS_PIXEL_STEP``-th pixel,
   default 8), described by a filter bank on both channels (thresholds at the mean and at
-  mean + 2 sd, z-score, Gaussians at sigma 1, 2, 4 and 8, a difference of Gaussians, the
-  Sobel magnitude); the label is the NET fraction of the cell;
+  mean + 2 sd, z-score, Gaussians of the z-score at sigma 1, 2, 4 and 8, a difference of
+  Gaussians, the squared Sobel gradient of the channel scaled to [0, 1] by the field's
+  range, as ``mahotas.sobel``); the label is the NET fraction of the cell;
 - ``regions``: an oversegmentation (seeded watershed of the smoothed histone channel from
   a regular grid of seeds, ``NETS_REGION_SEEDS`` pixels apart, default 24; regions under
   ``NETS_REGION_MIN_SIZE`` pixels dropped), described on both channels by Haralick
@@ -24,7 +25,7 @@ piece by a feature vector and label it with its local NET fraction:
   the fraction of pixels above the mean in both) and the region's size; the label is the
   region's NET fraction, and the image's prediction is weighted by region size;
 - ``surf(1)``, ``surf(2)``, ``surf(4)``, ``surf(8)``: dense SURF descriptors
-  (``mahotas.features.surf.dense``, ``NETS_SURF_SPACING`` pixels apart, default 16) of
+  (``daskbio.kernels.surf_dense``, ``NETS_SURF_SPACING`` pixels apart, default 16) of
   the histone channel (and, with ``NETS_FULL=1``, of the DNA channel at the same
   points); the label is the NET fraction of
   a window of half-width 10 x scale around each point.
@@ -43,6 +44,11 @@ labelling of the 37 doubly labelled fields as the prediction of the first's (``h
 ``second-person``), and the foreground fraction of a Bernsen local threshold of the
 histone channel (``bernsen``, raw and with the same linear correction). Scores over all
 images: Q² = 1 - SSE/SST and R² = the squared Pearson correlation.
+
+The features are computed with ``daskbio.kernels`` (``gaussian_filter``, ``convolve``,
+``bernsen``, ``surf_dense``, ``region_table``), which give what mahotas gives on the whole
+image, chunk by chunk, so the same code serves a field and a mosaic larger than memory
+(``NETS_MOSAIC``, below).
 
 Every step is a Task: one per (method, image) for the features, one per (method, fold)
 for training and predicting, one per fold for the corrections and the combination, then
@@ -83,6 +89,20 @@ Settings (environment variables, read when the pipeline file is loaded):
 - ``NETS_TREES``, ``NETS_PIECES``, ``NETS_INNER_FOLDS``: override those three.
 - ``NETS_SAMPLES``: only some experiments, ``4`` for the first four or ``9,10,11`` for
   those (a quick look, and the tests).
+- ``NETS_MOSAIC=16384``: the study at scale. One Task tiles the fields into a 16384 x
+  16384 mosaic (any multiple of 512 with a tile per field), written by
+  ``daskbio.io.to_ome_zarr`` to ``results-mosaic-16384/mosaic.ome.zarr`` (channels DNA
+  and histone, the first person's regions as the label image ``rois``, a pyramid for
+  viewers such as napari): tile ``t`` is field ``t % n`` turned by one of the square's 8
+  symmetries, so each field has several distinct copies (11 or 12 of the 88 at 16384).
+  Each feature Task reads its field's copies from the mosaic, each with the margin
+  around it that its kernels reach (the neighbouring tiles), so a copy's features are
+  those of the whole mosaic (``tests/test_nets_mosaic.py`` checks them against mahotas
+  on the whole mosaic); no Task holds more than a few tiles, though the filter bank of
+  the whole mosaic (18 float64 images of 16384²) would take 36 GiB. The oversegmentation
+  stays within each copy. Learning and evaluation are unchanged (per field, all its
+  copies' pieces); the report goes to ``results-mosaic-16384/``. With
+  ``daskbio submit --cluster slurm`` the feature Tasks spread over the jobs.
 - ``NETS_PIXEL_STEP``, ``NETS_REGION_SEEDS``, ``NETS_REGION_MIN_SIZE``,
   ``NETS_SURF_SPACING``, ``NETS_BERNSEN_RADIUS``, ``NETS_BERNSEN_CONTRAST``: the
   methods' parameters.
@@ -133,7 +153,8 @@ METHODS = ("pixel", "regions", *(f"surf({s})" for s in SURF_SCALES))
 MOSAIC = _int("NETS_MOSAIC", 0)
 MOSAIC_CHUNK = 1024
 TILE = 512  # the fields' side
-MARGIN = 128  # around a mosaic tile: beyond every kernel's reach (SURF at scale 8: 125)
+SIGMAS = (1, 2, 4, 8)  # the filter bank's Gaussians
+GAUSSIAN_REACH = int(4 * max(SIGMAS) + 0.5)  # mahotas' truncation radius
 if MOSAIC:
     RESULTS = HERE / f"results-mosaic-{MOSAIC}"
 
@@ -237,12 +258,13 @@ def mosaic(fields, side, path):
     return path
 
 
-def _copies(source, align=1):
+def _copies(source, margin, align=1):
     """Each copy of a field as dask arrays ``(dna, protein, rois, box)``: the arrays hold
-    the copy and up to ``MARGIN`` pixels of the mosaic around it (the window starts at a
-    multiple of ``align``, so grids of points fall where they fall on the whole mosaic);
-    ``box`` is the copy within them. Kernels applied to the window and cut to ``box`` give
-    what they give on the whole mosaic, since ``MARGIN`` exceeds every kernel's reach."""
+    the copy and at least ``margin`` pixels of the mosaic around it, where there are (the
+    window starts at a multiple of ``align``, so grids of points fall where they fall on
+    the whole mosaic); ``box`` is the copy within them. A kernel whose reach is at most
+    ``margin``, applied to the window and cut to ``box``, gives what it gives on the whole
+    mosaic."""
     import dask.array as da
 
     if "mosaic" not in source:
@@ -255,8 +277,8 @@ def _copies(source, align=1):
     rois = imread(source["mosaic"] + "/labels/rois")
     side = image.shape[-1]
     for y, x in source["tiles"]:
-        y0, x0 = (max(0, (v - MARGIN) // align * align) for v in (y, x))
-        y1, x1 = (min(side, v + TILE + MARGIN) for v in (y, x))
+        y0, x0 = (max(0, (v - margin) // align * align) for v in (y, x))
+        y1, x1 = (min(side, v + TILE + margin) for v in (y, x))
         window = (slice(y0, y1), slice(x0, x1))
         box = (slice(y - y0, y - y0 + TILE), slice(x - x0, x - x0 + TILE))
         yield image[0][window], image[1][window], rois[window] > 0, box
@@ -284,7 +306,7 @@ def bernsen_fraction(source, radius, contrast):
     with _locally():
         return float(np.mean([
             daskbio.kernels.bernsen(protein, radius, contrast)[box].mean().compute()
-            for _, protein, _, box in _copies(source)
+            for _, protein, _, box in _copies(source, radius)
         ]))  # fmt: skip
 
 
@@ -298,25 +320,28 @@ def _filter_bank(channel, box):
     mean, sd = (float(v) for v in (channel[box].mean(), channel[box].std()))
     sd = sd or 1.0
     z = (channel - mean) / sd
-    gaussians = [daskbio.kernels.gaussian_filter(z, sigma) for sigma in (1, 2, 4, 8)]
+    gaussians = [daskbio.kernels.gaussian_filter(z, sigma) for sigma in SIGMAS]
     return [
         channel > mean,
         channel > mean + 2 * sd,
         z,
         *gaussians,
         gaussians[1] - gaussians[2],
-        _gradient(z),
+        _sobel(channel, box),
     ]
 
 
-# mahotas.sobel scales an image to [0, 1] by its minimum and maximum first, which makes it
-# depend on the whole image; the same squared gradient of the z-score depends on 3 x 3 pixels.
-SOBEL = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+# mahotas.sobel scales an image to [0, 1] by its own minimum and maximum first, which makes
+# a pixel's value depend on the whole image; scaled by the copy's range instead, it depends
+# on 3 x 3 pixels (and is mahotas.sobel's value for a field on its own).
+SOBEL = np.array([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]) / 8
 
 
-def _gradient(z):
-    """The squared Sobel gradient magnitude (edges: nearest), as mahotas.sobel computes it."""
-    rows, cols = (daskbio.kernels.convolve(z, w, mode="nearest") for w in (SOBEL, SOBEL.T))
+def _sobel(channel, box):
+    """``mahotas.sobel(just_filter=True)`` with the range of the copy in ``box``."""
+    low, high = (float(v) for v in (channel[box].min(), channel[box].max()))
+    scaled = (channel - low) / (high - low or 1.0)
+    rows, cols = (daskbio.kernels.convolve(scaled, w, mode="nearest") for w in (SOBEL, SOBEL.T))
     return rows**2 + cols**2
 
 
@@ -328,7 +353,7 @@ def pixel_features(source, step):
 
     parts = []
     with _locally():
-        for dna, protein, rois, box in _copies(source):
+        for dna, protein, rois, box in _copies(source, GAUSSIAN_REACH):
             centre = step // 2
             bank = _filter_bank(dna, box) + _filter_bank(protein, box)
             sampled = dask.compute(*[f[box][centre::step, centre::step] for f in bank])
@@ -392,7 +417,7 @@ def region_features(source, spacing, sigma, min_size):
     described region by region (``_region_rows``) with ``daskbio.kernels.region_table``."""
     parts = []
     with _locally():
-        for dna, protein, rois, box in _copies(source):
+        for dna, protein, rois, box in _copies(source, 0):
             dna, protein, rois = (a[box].compute() for a in (dna, protein, rois))
             labeled = _oversegment(protein, spacing, sigma, min_size)
             rows, labels, sizes = _region_rows(dna, protein, rois, labeled)
@@ -407,7 +432,8 @@ def surf_features(source, scale, spacing, with_dna):
     window of half-width 10 x scale around it."""
     parts = []
     with _locally():
-        for dna, protein, rois, box in _copies(source, align=spacing):
+        reach = max(daskbio.kernels.surf_halo(scale), int(10 * scale))
+        for dna, protein, rois, box in _copies(source, reach, align=spacing):
             points = daskbio.kernels.surf_dense(protein, spacing, scale, True).compute()
             ys, xs = points[:, 0].astype(int), points[:, 1].astype(int)
             rows, cols = (np.arange(*b.indices(n))[[0, -1]] for b, n in zip(box, rois.shape))
