@@ -1,15 +1,18 @@
-"""daskbio.kernels.surf_dense equals mahotas.features.surf.dense on the whole image.
+"""daskbio.kernels.surf_dense and surf_points equal mahotas' dense and surf on the whole image.
 
 References are mahotas on the whole numpy array, given its integral image with one row of
 zeros above and below: mahotas reads one row past the top and bottom for points whose window
 touches those edges (memory outside the array, so its own result there is undefined; see
 ``test_mahotas_reads_past_the_top_edge``). Points (their number, order and coordinates) must
 be equal exactly; descriptors bit for bit for integer images, within ``atol=1e-6`` for float
-ones (the integral image starts at each chunk's origin).
+ones (the integral image starts at each chunk's origin). ``surf_points`` gives mahotas' rows
+bit for bit for integer images in mahotas' order of scores; rows of equal score may come in
+another order (mahotas sorts them with an unstable sort).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import dask.array as da
@@ -18,7 +21,7 @@ import numpy as np
 import pytest
 from mahotas.features import surf as mahotas_surf
 
-from daskbio.kernels import surf_dense, surf_halo
+from daskbio.kernels import surf_dense, surf_halo, surf_points
 
 NETS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nets"
 FLOAT_ATOL = 1e-6
@@ -182,3 +185,237 @@ def test_bad_arguments_are_refused_by_name(kwargs: dict, error: type, match: str
     arguments = {"image": np.zeros((40, 40), np.uint8), "spacing": 8, **kwargs}
     with pytest.raises(error, match=match):
         surf_dense(**arguments)
+
+
+# surf_points
+
+
+def surf_reference(image: np.ndarray, guard: float = 0.0, **kwargs: float) -> np.ndarray:
+    """mahotas' surf on the whole image, its integral image with rows of ``guard`` above and
+    below: surf's own steps (interest points, strongest first, cut at max_points, then the
+    descriptors of those not too near the border)."""
+    max_points = kwargs.pop("max_points", 1024)
+    integral = np.full((image.shape[0] + 2, image.shape[1]), guard)
+    integral[1:-1] = mahotas_surf.integral(image)
+    found = mahotas_surf.interest_points(integral[1:-1], **kwargs, is_integral=True)
+    return mahotas_surf.descriptors(integral[1:-1], found[:max_points], is_integral=True)
+
+
+def found_scores(image: np.ndarray, **kwargs: float) -> np.ndarray:
+    """The scores of all the points mahotas finds, strongest first (before the cut)."""
+    kwargs.pop("max_points", None)
+    return mahotas_surf.interest_points(image, **kwargs)[:, 3]
+
+
+def surf_points_of(image: np.ndarray, chunks: object, **kwargs: object) -> np.ndarray:
+    got = surf_points(da.from_array(image, chunks=chunks), **kwargs)
+    assert np.isnan(got.shape[0]) and got.dtype == np.float64
+    values = got.compute(scheduler="sync")
+    assert values.ndim == 2 and values.shape[1] == got.shape[1] and values.dtype == np.float64
+    return values
+
+
+def by_value(rows: np.ndarray) -> np.ndarray:
+    """The rows in one order fixed by their values."""
+    return rows[np.lexsort(rows.T)]
+
+
+def assert_mahotas_rows(got: np.ndarray, expected: np.ndarray) -> None:
+    """The same rows bit for bit, in the same order of scores (rows of equal score in any)."""
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got[:, 3], expected[:, 3], strict=True)
+    np.testing.assert_array_equal(by_value(got), by_value(expected), strict=True)
+
+
+@cache
+def field_600() -> tuple[np.ndarray, np.ndarray]:
+    """A 600 x 600 field and mahotas' surf of it (1,298 points found, 1,024 kept)."""
+    image = uint8_field((600, 600))
+    return image, surf_reference(image)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        (600, 600),  # one chunk
+        (200, 200),
+        (155, 213),  # not multiples of any octave's step
+        (97, 61),  # thinner than the halo (144 here): merged for the computation
+        (600, 37),  # thin columns
+    ],
+    ids=["one-chunk", "200x200", "155x213", "97x61-merged", "600x37-thin"],
+)
+def test_points_on_a_600_field_equal_mahotas_bit_for_bit(chunks: tuple) -> None:
+    image, expected = field_600()
+    scores = found_scores(image)
+    assert len(scores) > 1024 and scores[1023] != scores[1024]  # a cut, and no tie at it
+    assert 0 < len(expected) < 1024  # some of the strongest are too near the border
+    assert_mahotas_rows(surf_points_of(image, chunks), expected)
+
+
+def test_points_come_in_the_same_order_whatever_the_chunks() -> None:
+    image, expected = field_600()
+    one = surf_points_of(image, 600)
+    assert not np.array_equal(one, expected)  # mahotas' unstable sort permutes equal scores
+    np.testing.assert_array_equal(surf_points_of(image, (155, 213)), one, strict=True)
+
+
+def signed_field(shape: tuple[int, int], seed: int) -> np.ndarray:
+    return (uint8_field(shape, seed).astype(np.int16) - 128) * 8
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "chunks"),
+    [
+        (lambda: np.random.default_rng(1).integers(0, 256, (333, 517)), {}, (100, 90)),
+        (
+            lambda: uint8_field((333, 517), 2),
+            {"nr_octaves": 2, "nr_scales": 4, "initial_step_size": 2, "threshold": 5.0},
+            (100, 90),
+        ),
+        (lambda: signed_field((400, 401), 3), {"nr_scales": 8, "max_points": 300}, (120, 130)),
+        (lambda: uint8_field((400, 401), 4), {"nr_scales": 3, "max_points": 50}, (57, 300)),
+        (lambda: uint8_field((300, 320), 5), {"nr_octaves": 1, "initial_step_size": 3}, 80),
+        (lambda: uint8_field((560, 560), 6), {"nr_scales": 4}, (200, 170)),  # 3 octaves
+        (lambda: uint8_field((400, 420), 7) > 100, {"threshold": 1e-4}, (150, 133)),  # bool
+    ],
+    ids=[
+        "uint8-noise",
+        "two-octaves-step-2",
+        "int16-8-scales",
+        "3-scales",
+        "step-3",
+        "3-octaves",
+        "bool",
+    ],
+)
+def test_points_with_other_parameters_and_dtypes_equal_mahotas(
+    make: object, kwargs: dict, chunks: object
+) -> None:
+    image = make()
+    expected = surf_reference(image, **kwargs)
+    assert len(expected) > 40
+    assert_mahotas_rows(surf_points_of(image, chunks, **kwargs), expected)
+
+
+def test_the_strongest_points_are_kept_when_more_are_found() -> None:
+    image = np.random.default_rng(8).integers(0, 256, (300, 300)).astype(np.uint8)
+    scores = found_scores(image)
+    assert len(scores) > 1000 and scores[99] != scores[100]
+    expected = surf_reference(image, max_points=100)
+    assert 90 < len(expected) < 100  # the cut first, then mahotas drops points near the border
+    assert_mahotas_rows(surf_points_of(image, (100, 150), max_points=100), expected)
+
+
+def blobs() -> np.ndarray:
+    """Three Gaussian spots: 6 points, of two scores."""
+    rng = np.random.default_rng(4)
+    image = np.zeros((200, 200))
+    image[tuple(rng.integers(60, 140, (2, 3)))] = 1
+    image = mh.gaussian_filter(image, rng.uniform(1.5, 3))
+    return (255 * image / image.max()).astype(np.uint8)
+
+
+def test_equal_scores_come_in_mahotas_order_when_it_finds_at_most_16_points() -> None:
+    # mahotas' std::sort is an insertion sort up to 16 points: stable, in finding order
+    image = blobs()
+    expected = surf_reference(image)
+    assert len(found_scores(image)) <= 16 and len(np.unique(expected[:, 3])) < len(expected)
+    np.testing.assert_array_equal(surf_points_of(image, 100), expected, strict=True)
+
+
+def test_threshold_is_read_as_a_32_bit_float_as_mahotas_does() -> None:
+    image = blobs()
+    score = float(surf_reference(image)[-1, 3])  # the weakest
+    assert float(np.float32(score)) < score  # so points of this score pass threshold=score
+    expected = surf_reference(image, threshold=score)
+    assert (expected[:, 3] == score).sum() == 4
+    np.testing.assert_array_equal(surf_points_of(image, 100, threshold=score), expected)
+
+
+def test_points_where_mahotas_reads_nothing_outside_equal_mahotas_itself() -> None:
+    image = uint8_field((330, 300), seed=9)
+    assert not np.isnan(surf_reference(image, guard=np.nan)).any()
+    assert_mahotas_rows(surf_points_of(image, 165), mahotas_surf.surf(image))
+
+
+def test_descriptor_only_gives_the_64_values_of_mahotas_rows() -> None:
+    image = uint8_field((330, 300), seed=9)
+    full = surf_points_of(image, 165)
+    only = surf_points_of(image, 165, descriptor_only=True)
+    np.testing.assert_array_equal(only, full[:, 6:], strict=True)
+    expected = mahotas_surf.surf(image, descriptor_only=True)
+    np.testing.assert_array_equal(by_value(only), by_value(expected), strict=True)
+
+
+def test_points_of_a_float_image_are_mahotas_within_rounding() -> None:
+    image = np.random.default_rng(10).normal(100, 30, (300, 310))
+    expected = surf_reference(image)
+    got = surf_points_of(image, (100, 120))
+    assert got.shape == expected.shape and len(got) > 500
+    got, expected = (a[np.lexsort((a[:, 1], a[:, 0]))] for a in (got, expected))
+    np.testing.assert_allclose(got[:, :3], expected[:, :3], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(got[:, 3], expected[:, 3], rtol=1e-7)
+    np.testing.assert_array_equal(got[:, 4], expected[:, 4])
+    np.testing.assert_allclose(got[:, 5:], expected[:, 5:], rtol=0, atol=FLOAT_ATOL)
+
+
+def test_a_quantized_float_image_can_turn_a_few_points_otherwise() -> None:
+    # uint8 / 255: flat patches give gradient samples exactly 0 in one integral image and a
+    # rounding residue in the other; the residue's angle can move the dominant orientation
+    image = uint8_field((300, 300)) / 255
+    expected = surf_reference(image, threshold=1e-5)
+    got = surf_points_of(image, 150, threshold=1e-5)
+    assert got.shape == expected.shape
+    got, expected = (a[np.lexsort((a[:, 1], a[:, 0]))] for a in (got, expected))
+    np.testing.assert_allclose(got[:, :5], expected[:, :5], rtol=1e-7, atol=1e-7)
+    turned = np.abs(got[:, 5] - expected[:, 5]) > FLOAT_ATOL
+    assert 0 < turned.sum() < 0.05 * len(got)
+    np.testing.assert_allclose(got[~turned, 5:], expected[~turned, 5:], rtol=0, atol=FLOAT_ATOL)
+
+
+def test_no_points_in_a_flat_or_small_image() -> None:
+    flat = np.zeros((300, 300), np.uint8)
+    assert mahotas_surf.surf(flat).shape == (0, 70)
+    assert surf_points_of(flat, 150).shape == (0, 70)
+    assert surf_points_of(flat, 150, descriptor_only=True).shape == (0, 64)
+    small = uint8_field((48, 300))  # octave 0 needs 49 rows
+    assert mahotas_surf.surf(small).shape == (0, 70)
+    assert surf_points(small).shape == (0, 70)  # known without computing
+    assert surf_points(uint8_field((300, 300)), nr_scales=2).compute().shape == (0, 70)
+
+
+def test_points_graph_grows_linearly_with_the_chunks() -> None:
+    def tasks(side: int) -> int:
+        image = da.zeros((side, side), np.uint8, chunks=100)
+        return len(surf_points(image, nr_octaves=1).__dask_graph__())
+
+    small, large = tasks(1000), tasks(2000)  # 100 and 400 chunks (halo 77)
+    assert large < 4.2 * small
+    assert large < 20 * 400
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"image": np.zeros((4, 4, 4))}, ValueError, "image must be 2D"),
+        ({"image": np.zeros((40, 40), complex)}, TypeError, "image must be"),
+        ({"image": [[1, 2]]}, TypeError, "image must be a numpy or dask array"),
+        ({"nr_octaves": 0}, ValueError, "nr_octaves must be positive, got 0"),
+        ({"nr_octaves": 2.0}, TypeError, "nr_octaves must be an integer"),
+        ({"nr_scales": True}, TypeError, "nr_scales must be an integer"),
+        ({"initial_step_size": -1}, ValueError, "initial_step_size must be positive, got -1"),
+        ({"threshold": -0.1}, ValueError, "threshold must be non-negative, got -0.1"),
+        ({"threshold": float("nan")}, ValueError, "threshold must be non-negative"),
+        ({"threshold": "1"}, TypeError, "threshold must be a number, got str"),
+        ({"max_points": 0}, ValueError, "max_points must be positive, got 0"),
+        ({"max_points": None}, TypeError, "max_points must be an integer"),
+        ({"descriptor_only": 1}, TypeError, "descriptor_only must be a bool"),
+    ],
+)
+def test_bad_surf_points_arguments_are_refused_by_name(
+    kwargs: dict, error: type, match: str
+) -> None:
+    arguments = {"image": np.zeros((40, 40), np.uint8), **kwargs}
+    with pytest.raises(error, match=match):
+        surf_points(**arguments)
