@@ -172,3 +172,11 @@ def test_a_small_mosaic_runs_through_submit_on_slurm(tmp_path: Path, nets_folder
     assert all(r["done"] == r["total"] and r["failed"] == 0 for r in report.values())
     store = FileSystemStore(pipeline.with_suffix(".daskbio"))
     assert os.getpid() not in {m["pid"] for m in store.metadata_many(store.keys())}
+
+
+def test_a_feature_task_whose_mosaic_is_gone_says_how_to_write_it_again(study, tmp_path) -> None:
+    source = {"mosaic": str(tmp_path / "gone.ome.zarr"), "tiles": [(0, 0)]}
+    with pytest.raises(
+        FileNotFoundError, match=r"gone.ome.zarr is gone: .*daskbio invalidate mosaic"
+    ):
+        study["ns"]["pixel_features"].f(source, 8)

@@ -273,6 +273,11 @@ def _copies(source, margin, align=1):
         return
     from daskbio.io import imread
 
+    if not os.path.isdir(source["mosaic"]):
+        raise FileNotFoundError(
+            f"the mosaic {source['mosaic']} is gone: write it again with "
+            f"`daskbio invalidate mosaic {__file__}`, then run"
+        )
     image = imread(source["mosaic"])
     rois = imread(source["mosaic"] + "/labels/rois")
     side = image.shape[-1]
