@@ -65,7 +65,7 @@ holding ``nets/``; without it, ``daskbio.datasets.nets()`` downloads them)::
     DASKBIO_DATA=/work/shared/data daskbio run examples/nets/pipeline.py
     daskbio status examples/nets/pipeline.py
 
-At its defaults it takes about 10 minutes on 2 cores (1569 Tasks; a second run takes
+At its defaults it takes about 11 minutes on 2 cores (1569 Tasks; a second run takes
 about a second, all cached); with ``NETS_FULL=1``, hours. It writes into
 ``examples/nets/results/``: ``results.csv`` (columns
 ``method,validation,correction,q2,r2``), ``results.md`` (the same as a Markdown table),
