@@ -289,11 +289,13 @@ def _copies(source, margin, align=1):
         yield image[0][window], image[1][window], rois[window] > 0, box
 
 
-def _locally():
-    """Run the dask graphs of a Task on its own thread: Tasks are the parallel unit."""
+def _now(*arrays):
+    """Compute dask arrays on the Task's own thread (Tasks are the parallel unit). The
+    scheduler is given to this call, not set in Dask's config, which every thread of a run
+    shares."""
     import dask
 
-    return dask.config.set(scheduler="synchronous")
+    return dask.compute(*arrays, scheduler="synchronous")
 
 
 # --- Targets and baselines ---------------------------------------------------------------
@@ -308,11 +310,11 @@ def target(rois):
 @TaskGenerator
 def bernsen_fraction(source, radius, contrast):
     """The foreground fraction of a Bernsen local threshold of the histone channel."""
-    with _locally():
-        return float(np.mean([
-            daskbio.kernels.bernsen(protein, radius, contrast)[box].mean().compute()
-            for _, protein, _, box in _copies(source, radius)
-        ]))  # fmt: skip
+    fractions = _now(*[
+        daskbio.kernels.bernsen(protein, radius, contrast)[box].mean()
+        for _, protein, _, box in _copies(source, radius)
+    ])  # fmt: skip
+    return float(np.mean(fractions))
 
 
 # --- Features per (method, image) --------------------------------------------------------
@@ -322,7 +324,7 @@ def _filter_bank(channel, box):
     """The filter bank of one channel, with the mean and sd of the copy in ``box``: every
     filter a local one, so that a copy's values do not depend on what is far from it."""
     channel = channel.astype(float)
-    mean, sd = (float(v) for v in (channel[box].mean(), channel[box].std()))
+    mean, sd = (float(v) for v in _now(channel[box].mean(), channel[box].std()))
     sd = sd or 1.0
     z = (channel - mean) / sd
     gaussians = [daskbio.kernels.gaussian_filter(z, sigma) for sigma in SIGMAS]
@@ -344,7 +346,7 @@ SOBEL = np.array([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]) / 8
 
 def _sobel(channel, box):
     """``mahotas.sobel(just_filter=True)`` with the range of the copy in ``box``."""
-    low, high = (float(v) for v in (channel[box].min(), channel[box].max()))
+    low, high = (float(v) for v in _now(channel[box].min(), channel[box].max()))
     scaled = (channel - low) / (high - low or 1.0)
     rows, cols = (daskbio.kernels.convolve(scaled, w, mode="nearest") for w in (SOBEL, SOBEL.T))
     return rows**2 + cols**2
@@ -354,19 +356,15 @@ def _sobel(channel, box):
 def pixel_features(source, step):
     """A grid of cells ``step`` pixels wide: the filter bank at each cell's centre, the
     cell's NET fraction as its label."""
-    import dask
-
     parts = []
-    with _locally():
-        for dna, protein, rois, box in _copies(source, GAUSSIAN_REACH):
-            centre = step // 2
-            bank = _filter_bank(dna, box) + _filter_bank(protein, box)
-            sampled = dask.compute(*[f[box][centre::step, centre::step] for f in bank])
-            mask = rois[box].compute()
-            h, w = (mask.shape[0] // step) * step, (mask.shape[1] // step) * step
-            cells = mask[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
-            features = np.stack([f[: h // step, : w // step].ravel() for f in sampled], axis=1)
-            parts.append(_pieces(features, cells.ravel()))
+    for dna, protein, rois, box in _copies(source, GAUSSIAN_REACH):
+        centre = step // 2
+        bank = _filter_bank(dna, box) + _filter_bank(protein, box)
+        *sampled, mask = _now(*[f[box][centre::step, centre::step] for f in bank], rois[box])
+        h, w = (mask.shape[0] // step) * step, (mask.shape[1] // step) * step
+        cells = mask[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+        features = np.stack([f[: h // step, : w // step].ravel() for f in sampled], axis=1)
+        parts.append(_pieces(features, cells.ravel()))
     return _joined(parts)
 
 
@@ -421,12 +419,11 @@ def region_features(source, spacing, sigma, min_size):
     """An oversegmentation of each copy of the field (a seeded watershed, within the copy),
     described region by region (``_region_rows``) with ``daskbio.kernels.region_table``."""
     parts = []
-    with _locally():
-        for dna, protein, rois, box in _copies(source, 0):
-            dna, protein, rois = (a[box].compute() for a in (dna, protein, rois))
-            labeled = _oversegment(protein, spacing, sigma, min_size)
-            rows, labels, sizes = _region_rows(dna, protein, rois, labeled)
-            parts.append(_pieces(rows, labels, sizes.astype(float)))
+    for dna, protein, rois, box in _copies(source, 0):
+        dna, protein, rois = _now(dna[box], protein[box], rois[box])
+        labeled = _oversegment(protein, spacing, sigma, min_size)
+        rows, labels, sizes = _region_rows(dna, protein, rois, labeled)
+        parts.append(_pieces(rows, labels, sizes.astype(float)))
     return _joined(parts)
 
 
@@ -436,21 +433,17 @@ def surf_features(source, scale, spacing, with_dna):
     points if ``with_dna``) on a grid; each point's label is the NET fraction of the
     window of half-width 10 x scale around it."""
     parts = []
-    with _locally():
-        reach = max(daskbio.kernels.surf_halo(scale), int(10 * scale))
-        for dna, protein, rois, box in _copies(source, reach, align=spacing):
-            points = daskbio.kernels.surf_dense(protein, spacing, scale, True).compute()
-            ys, xs = points[:, 0].astype(int), points[:, 1].astype(int)
-            rows, cols = (np.arange(*b.indices(n))[[0, -1]] for b, n in zip(box, rois.shape))
-            inside = (ys >= rows[0]) & (ys <= rows[1]) & (xs >= cols[0]) & (xs <= cols[1])
-            descriptors = [points[inside, 6:]]
-            if with_dna:
-                descriptors.append(
-                    daskbio.kernels.surf_dense(dna, spacing, scale).compute()[inside]
-                )
-            mask = rois.compute()
-            labels = _fraction_in_windows(mask, ys[inside], xs[inside], int(10 * scale))
-            parts.append(_pieces(np.hstack(descriptors), labels))
+    reach = max(daskbio.kernels.surf_halo(scale), int(10 * scale))
+    for dna, protein, rois, box in _copies(source, reach, align=spacing):
+        points, mask = _now(daskbio.kernels.surf_dense(protein, spacing, scale, True), rois)
+        ys, xs = points[:, 0].astype(int), points[:, 1].astype(int)
+        rows, cols = (np.arange(*b.indices(n))[[0, -1]] for b, n in zip(box, rois.shape))
+        inside = (ys >= rows[0]) & (ys <= rows[1]) & (xs >= cols[0]) & (xs <= cols[1])
+        descriptors = [points[inside, 6:]]
+        if with_dna:
+            descriptors.append(_now(daskbio.kernels.surf_dense(dna, spacing, scale))[0][inside])
+        labels = _fraction_in_windows(mask, ys[inside], xs[inside], int(10 * scale))
+        parts.append(_pieces(np.hstack(descriptors), labels))
     return _joined(parts)
 
 
