@@ -310,6 +310,46 @@ def test_ctrl_c_keeps_every_result_completed_so_far(tmp_path):
     assert status(file)["slow"]["done"] == 20
 
 
+NESTED = """
+import dask.array as da
+import mahotas as mh
+import numpy as np
+from daskbio import TaskGenerator
+
+@TaskGenerator
+def slow(i):
+    # mahotas on the threads of a nested dask computation, for many seconds
+    x = da.from_array(np.zeros((2000, 2000)), chunks=1000)
+    for _ in range(200):
+        x.map_blocks(mh.gaussian_filter, 8.0, dtype=float).sum().compute()
+    return i
+
+results = [slow(i) for i in range(4)]
+"""
+
+
+def test_a_second_ctrl_c_abandons_the_running_tasks_without_recording_failures(tmp_path):
+    file = write_pipeline(tmp_path, NESTED)
+    proc = subprocess.Popen(
+        [*DASKBIO, "run", file, "--workers", "2", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)  # both Tasks started (loading the pipeline takes about a second)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)  # at once: not after the Tasks' minutes
+    assert proc.returncode == 130, err
+    assert "Ctrl-C again to abandon them" in err
+    assert "the Tasks still running were abandoned and leave nothing" in err
+    assert "terminate called" not in err
+    # A normal exit would have shut Dask's pools down under the running Tasks, which
+    # then failed with "cannot schedule new futures after shutdown", recorded as theirs.
+    assert status(file)["slow"] == {**status(file)["slow"], "done": 0, "failed": 0}
+
+
 def test_run_on_a_scheduler_address_uses_that_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     file = write_pipeline(tmp_path, CHAIN)

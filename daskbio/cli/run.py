@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -180,7 +181,7 @@ def compute_pipeline(
     ``progress`` as :attr:`daskbio.graph.compute.Session.progress` says.
     ``daskbio submit`` runs this too."""
     from daskbio.cache import CacheUnavailable, CacheWriteError
-    from daskbio.graph.compute import execute
+    from daskbio.graph.compute import Abandoned, execute
     from daskbio.graph.job import TaskFailed, TasksFailed
 
     with open_pipeline(
@@ -203,6 +204,15 @@ def compute_pipeline(
                 # server that is down would only be waited for again).
                 _report(pipeline, store, start, None)
             sys.exit(1)
+        except Abandoned:
+            click.echo(
+                "Interrupted: every result completed so far is kept in the cache; the Tasks "
+                "still running were abandoned and leave nothing.",
+                err=True,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # see Abandoned: a normal exit would make those Tasks fail
         except KeyboardInterrupt:
             click.echo("Interrupted: every result completed so far is kept in the cache.", err=True)
             sys.exit(130)

@@ -40,6 +40,14 @@ class Barrier(Exception):
         self.task = task
 
 
+class Abandoned(KeyboardInterrupt):
+    """A second Ctrl-C, while the Tasks still running were being waited for: they are left
+    running. None of them has an entry yet (entries appear whole or not at all), but if
+    the process then exits normally, its exit shuts down Dask's thread pools under them
+    and they fail for that: a process should end at once (``os._exit``), as ``daskbio run``
+    does, rather than record those failures."""
+
+
 @dataclass
 class Session:
     """Defaults for :func:`compute` and :func:`value` set by ``daskbio run`` and friends.
@@ -160,6 +168,7 @@ def _get(
         # still running are waited for: they finish and commit instead of meeting an
         # interpreter that is shutting down.
         pool = ThreadPoolExecutor(workers or os.cpu_count() or 1)
+        abandoned = False
         try:
             return get(graph, keys, pool=pool, **options)
         except KeyboardInterrupt:
@@ -168,9 +177,14 @@ def _get(
                 "(Ctrl-C again to abandon them)...",
                 file=sys.stderr,
             )
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:
+                abandoned = True
+                raise Abandoned from None
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not abandoned, cancel_futures=True)
 
 
 @dataclass
