@@ -246,15 +246,16 @@ def mosaic(fields, side, path):
 
     chunk = min(side, MOSAIC_CHUNK)
     image = da.stack([channel("dna"), channel("protein")])
-    with dask.config.set(scheduler="threads"):
-        to_ome_zarr(
-            image,
-            path,
-            axes="cyx",
-            chunks=(1, chunk, chunk),
-            labels={"rois": channel("rois", as_labels=True)},
-            overwrite=True,
-        )
+    writing = to_ome_zarr(
+        image,
+        path,
+        axes="cyx",
+        chunks=(1, chunk, chunk),
+        labels={"rois": channel("rois", as_labels=True)},
+        overwrite=True,
+        compute=False,
+    )
+    writing.compute(scheduler="threads")  # the other Tasks wait for this one
     return path
 
 
