@@ -318,6 +318,7 @@ from daskbio import TaskGenerator
 
 @TaskGenerator
 def slow(i):
+    open(f"started-{i}", "w").close()
     # mahotas on the threads of a nested dask computation, for many seconds
     x = da.from_array(np.zeros((2000, 2000)), chunks=1000)
     for _ in range(200):
@@ -332,11 +333,15 @@ def test_a_second_ctrl_c_abandons_the_running_tasks_without_recording_failures(t
     file = write_pipeline(tmp_path, NESTED)
     proc = subprocess.Popen(
         [*DASKBIO, "run", file, "--workers", "2", "--quiet"],
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4.0)  # both Tasks started (loading the pipeline takes about a second)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("started-*"))) == 2, "the Tasks did not start"
     proc.send_signal(signal.SIGINT)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
