@@ -2,10 +2,12 @@
 
 1. ``mkdocs build --strict`` (mkdocs.yml at the repository's root) builds the site into a
    temporary folder, and the API reference holds the functions users call.
-2. Every fenced ``python`` block of ``docs/*.md`` runs, page by page, in a fresh Python
-   process and a fresh temporary folder: the blocks of one page in order, in one namespace,
-   like the cells of a notebook, with the cache and the file-digest memo inside that folder.
-   ``bash`` and other blocks are not run. The line before a block may hold one marker:
+2. Every fenced ``python`` and ``bash`` block of ``docs/*.md`` runs, page by page, in a
+   fresh Python process and a fresh temporary folder: the blocks of one page in order, the
+   Python ones in one namespace, like the cells of a notebook, the bash ones with ``bash -e``
+   (``daskbio`` there is this repository's), with the cache and the file-digest memo inside
+   that folder. Blocks of other languages (output, diffs) are not code to run. The line
+   before a block may hold one marker:
 
    - ``<!-- not run: REASON -->``: the block is skipped, and REASON says why (a SLURM
      cluster, a run in progress...). Every skipped block is listed with its reason: printed
@@ -76,17 +78,21 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
-def python_blocks(page: Path) -> list[Block]:
-    return [b for b in blocks(page) if b.language in ("python", "py")]
+PYTHON, SHELL = ("python", "py"), ("bash", "sh")
 
 
-PAGES = sorted(p for p in DOCS.glob("*.md") if python_blocks(p))
+def code_blocks(page: Path) -> list[Block]:
+    """The blocks of a page that are code to run: Python and bash."""
+    return [b for b in blocks(page) if b.language in PYTHON + SHELL]
+
+
+PAGES = sorted(p for p in DOCS.glob("*.md") if code_blocks(p))
 
 # Runs in a fresh process in the page's working folder: each block in turn in one module's
 # namespace (named after the page, so that Task functions get a module name of their own),
 # compiled under a name that tracebacks show as the page and line.
 RUNNER = r"""
-import json, sys, types
+import json, subprocess, sys, types
 
 page, blocks = json.load(open(sys.argv[1]))
 module = types.ModuleType("docs_" + page.removesuffix(".md").replace("-", "_"))
@@ -100,6 +106,10 @@ for block in blocks:
         path.write_text(block["source"])
         continue
     print(f"--- {page}, the block at line {block['line']}", flush=True)
+    if block["shell"]:
+        own = f'daskbio() {{ "{sys.executable}" -m daskbio "$@"; }}\n'
+        subprocess.run(["bash", "-euo", "pipefail", "-c", own + block["source"]], check=True)
+        continue
     code = compile(block["source"], f"{page} (the block at line {block['line']})", "exec")
     exec(code, module.__dict__)
 """
@@ -107,49 +117,49 @@ for block in blocks:
 
 def test_every_skipped_block_says_why():
     skipped = [
-        b for page in sorted(DOCS.glob("*.md")) for b in python_blocks(page) if b.skip is not None
+        b for page in sorted(DOCS.glob("*.md")) for b in code_blocks(page) if b.skip is not None
     ]
     for block in skipped:
         assert block.skip, f"{block.page}:{block.line}: a 'not run' marker needs a reason"
     listing = "\n".join(f"  {b.page}:{b.line}: {b.skip}" for b in skipped)
-    print(f"\n{len(skipped)} python blocks of docs/*.md are not run:\n{listing}")
+    print(f"\n{len(skipped)} code blocks of docs/*.md are not run:\n{listing}")
     if skipped:
-        warnings.warn(f"python blocks of docs/*.md not run:\n{listing}", stacklevel=1)
+        warnings.warn(f"code blocks of docs/*.md not run:\n{listing}", stacklevel=1)
 
 
-def test_markers_stand_before_python_blocks_only():
-    # A marker before a bash block, or one with a typo, would silently do nothing.
+def test_markers_stand_before_code_blocks_only():
+    # A marker before an output block, or one with a typo, would silently do nothing.
     for page in DOCS.glob("*.md"):
         lines = page.read_text().splitlines()
-        starts = {b.line for b in python_blocks(page)}
+        starts = {b.line for b in code_blocks(page)}
         for number, line in enumerate(lines, 1):
             if MARKER.match(line) or re.match(r"^\s*<!--\s*(not.run|file)\b", line, re.I):
                 assert MARKER.match(line), f"{page.name}:{number}: malformed marker {line!r}"
                 following = next(
                     (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), None
                 )
-                assert following in starts, f"{page.name}:{number}: no python block follows"
+                assert following in starts, f"{page.name}:{number}: no code block follows"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
-def test_the_python_blocks_of_a_page_run(page: Path, tmp_path: Path):
-    all_blocks = python_blocks(page)
+def test_the_code_blocks_of_a_page_run(page: Path, tmp_path: Path):
+    all_blocks = code_blocks(page)
     skipped = [b for b in all_blocks if b.skip is not None]
     for block in skipped:
         print(f"\nnot run: {block.page}:{block.line}: {block.skip}")
     to_run = [b for b in all_blocks if b.skip is None]
     if not to_run:
-        pytest.skip(f"every python block of {page.name} is marked 'not run'")
+        pytest.skip(f"every code block of {page.name} is marked 'not run'")
     work = tmp_path / "work"
     work.mkdir()
     script = tmp_path / "run_blocks.py"
     script.write_text(RUNNER)
     data = tmp_path / "blocks.json"
-    data.write_text(
-        json.dumps(
-            [page.name, [{"line": b.line, "source": b.source, "file": b.file} for b in to_run]]
-        )
-    )
+    runs = [
+        {"line": b.line, "source": b.source, "file": b.file, "shell": b.language in SHELL}
+        for b in to_run
+    ]
+    data.write_text(json.dumps([page.name, runs]))
     env = {
         **os.environ,
         "DASK_DASKBIO__CACHE": str(tmp_path / "cache"),
