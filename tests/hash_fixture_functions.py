@@ -15,6 +15,16 @@ def add(a, b):
     return a + b
 
 
+class JugRoi:
+    """A type written for Jug: ``__jug_hash__`` returns Jug's hash string."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __jug_hash__(self):
+        return f"roi-{self.x}"
+
+
 def combine(*args, **kwargs):
     return args, kwargs
 

@@ -35,7 +35,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # e.g. under --import-mode=importlib
     sys.path.insert(0, str(TESTS_DIR))
 
-from hash_fixture_functions import add, combine, stability_hashes  # noqa: E402
+from hash_fixture_functions import JugRoi, add, combine, stability_hashes  # noqa: E402
 
 
 def _distinct(values: list) -> bool:
@@ -523,6 +523,7 @@ PINNED_DIGESTS = {
     "float64_array": (np.linspace(0, 1, 5).astype("<f8"), "66fe5814fc6a064823825f2d5d5c4543"),
     "none": (None, "745d8f19551c232c62efbdb37937b2e4"),
     "large_float64_array": (np.arange(2000, dtype="<f8"), "51a0e36f288c8e3fee0d5faa656b08f7"),
+    "jug_hash_hook": (JugRoi(3), "bd6210c711491bbf84663c3d4d100aae"),
 }
 
 
@@ -849,3 +850,43 @@ def test_masked_arrays_hash_their_mask_or_are_refused():
         # Refusing masked arrays with a clear TypeError would also be correct.
         with contextlib.suppress(TypeError):
             assert digest(a) != digest(b)
+
+
+# --------------------------------------------------------------------------------------
+# Jug's __jug_hash__ hook
+
+
+class OtherJugRoi(JugRoi):
+    pass
+
+
+class JugAndDaskbio(JugRoi):
+    def __jug_hash__(self):
+        return f"{id(self)}"  # differs between two equal objects
+
+    def __daskbio_hash__(self):
+        return ("daskbio", self.x)
+
+
+class JugHashOfOpaque(JugRoi):
+    def __jug_hash__(self):
+        return Opaque()
+
+
+def test_jug_hash_hook_identifies_the_value_like_jug():
+    assert digest(JugRoi(3)) == digest(JugRoi(3))
+    assert digest(JugRoi(3)) != digest(JugRoi(4))
+    # The class name is part of it, as with __daskbio_hash__.
+    assert digest(JugRoi(3)) != digest(OtherJugRoi(3))
+    assert digest(JugRoi(3)) != digest("roi-3")
+    assert segment(JugRoi(3)).hash() == segment(JugRoi(3)).hash()
+
+
+def test_daskbio_hook_wins_over_jug_hook():
+    assert digest(JugAndDaskbio(3)) == digest(JugAndDaskbio(3))
+    assert digest(JugAndDaskbio(3)) != digest(JugAndDaskbio(4))
+
+
+def test_a_jug_hook_returning_something_unhashable_names_the_hook():
+    message = _message(lambda: segment(JugHashOfOpaque(1)))
+    assert "args[0].__jug_hash__()" in message, message
