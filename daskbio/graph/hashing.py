@@ -287,15 +287,7 @@ def encode(x: Any, out: bytearray) -> None:
     if encoder is not None:
         encoder(x, out)
         return
-    hook = getattr(type(x), HOOK, None)
-    if hook is not None:
-        out += b"h"
-        _enc_str(_type_name(type(x)), out)
-        try:
-            encode(hook(x), out)
-        except Unhashable as e:
-            e.path.append(f".{HOOK}()")
-            raise
+    if _enc_hooked(x, HOOK, b"h", out):
         return
     if _enc_numpy(x, out):
         return
@@ -315,17 +307,25 @@ def encode(x: Any, out: bytearray) -> None:
         encode_function(x, out)
         return
     # Last, so that only values unhashable before hash by it: no existing hash changes.
-    jug_hook = getattr(type(x), JUG_HOOK, None)
-    if jug_hook is not None:
-        out += b"j"
-        _enc_str(_type_name(type(x)), out)
-        try:
-            encode(jug_hook(x), out)
-        except Unhashable as e:
-            e.path.append(f".{JUG_HOOK}()")
-            raise
+    if _enc_hooked(x, JUG_HOOK, b"j", out):
         return
     raise Unhashable(x)
+
+
+def _enc_hooked(x: Any, hook_name: str, tag: bytes, out: bytearray) -> bool:
+    """Encode ``x`` by the hook its type defines under ``hook_name`` (``tag``, the type's
+    qualified name, then what the hook returns); False if the type has no such hook."""
+    hook = getattr(type(x), hook_name, None)
+    if hook is None:
+        return False
+    out += tag
+    _enc_str(_type_name(type(x)), out)
+    try:
+        encode(hook(x), out)
+    except Unhashable as e:
+        e.path.append(f".{hook_name}()")
+        raise
+    return True
 
 
 def encode_function(f: Any, out: bytearray) -> None:
