@@ -7,6 +7,9 @@ different ``PYTHONHASHSEED`` values, which must all print the same hashes.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+
 #: Strings whose order in a ``set`` changes with ``PYTHONHASHSEED``.
 WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa")
 
@@ -23,6 +26,43 @@ class JugRoi:
 
     def __jug_hash__(self):
         return f"roi-{self.x}"
+
+
+class Colour(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+@dataclasses.dataclass
+class Spot:
+    x: int
+    y: float
+    tags: tuple = ()
+
+
+class Plain:
+    """A plain class: its state is its ``__dict__``."""
+
+    def __init__(self, sigma, names):
+        self.sigma = sigma
+        self.names = names
+
+
+class Slotted:
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+class WithState:
+    """A class that says what its state is, as pickle would take it."""
+
+    def __init__(self, path, cache):
+        self.path, self.cache = path, cache
+
+    def __getstate__(self):
+        return {"path": self.path}
 
 
 def combine(*args, **kwargs):

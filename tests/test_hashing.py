@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import OrderedDict, namedtuple
 from pathlib import Path
 
@@ -35,7 +36,17 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # e.g. under --import-mode=importlib
     sys.path.insert(0, str(TESTS_DIR))
 
-from hash_fixture_functions import JugRoi, add, combine, stability_hashes  # noqa: E402
+from hash_fixture_functions import (  # noqa: E402
+    Colour,
+    JugRoi,
+    Plain,
+    Slotted,
+    Spot,
+    WithState,
+    add,
+    combine,
+    stability_hashes,
+)
 
 
 def _distinct(values: list) -> bool:
@@ -524,6 +535,11 @@ PINNED_DIGESTS = {
     "none": (None, "745d8f19551c232c62efbdb37937b2e4"),
     "large_float64_array": (np.arange(2000, dtype="<f8"), "51a0e36f288c8e3fee0d5faa656b08f7"),
     "jug_hash_hook": (JugRoi(3), "bd6210c711491bbf84663c3d4d100aae"),
+    "enum": (Colour.GREEN, "fc4b19e0b1cabecebb0f6a288b841048"),
+    "dataclass": (Spot(1, 2.5, ("a",)), "35afb052767d63e574ae87749443afe3"),
+    "plain_object": (Plain(2.0, ["dna"]), "16288ed8e06a1932975100b2257a2b9e"),
+    "slotted_object": (Slotted(1, "b"), "78a081d07d8ca3349655544fdf7f775c"),
+    "getstate_object": (WithState("/x", None), "ea851c41d0f5ebbd54d128e5d2d34cc0"),
 }
 
 
@@ -574,7 +590,11 @@ def test_set_of_strings_hash_does_not_depend_on_iteration_order():
 
 
 class Opaque:
-    """A type the hasher does not know."""
+    """A type the hasher cannot take apart: it refuses to give its state, as a lock or
+    an open connection does."""
+
+    def __getstate__(self):
+        raise TypeError("cannot pickle 'Opaque' object")
 
 
 @TaskGenerator
@@ -890,3 +910,69 @@ def test_daskbio_hook_wins_over_jug_hook():
 def test_a_jug_hook_returning_something_unhashable_names_the_hook():
     message = _message(lambda: segment(JugHashOfOpaque(1)))
     assert "args[0].__jug_hash__()" in message, message
+
+
+# --------------------------------------------------------------------------------------
+# Enums, dataclasses and instances of plain classes: by class identity and state
+# --------------------------------------------------------------------------------------
+
+
+def test_objects_hash_by_their_state():
+    assert digest(Spot(1, 2.0)) == digest(Spot(1, 2.0))
+    assert digest(Spot(1, 2.0)) != digest(Spot(1, 2.5))
+    assert digest(Plain(1, ["a"])) != digest(Plain(1, ["b"]))
+    assert digest(Slotted(1, 2)) != digest(Slotted(2, 1))
+    # __getstate__ says what counts: the cache attribute does not.
+    assert digest(WithState("/x", 1)) == digest(WithState("/x", [2]))
+    assert digest(WithState("/x", 1)) != digest(WithState("/y", 1))
+
+
+def test_objects_of_different_classes_with_the_same_state_differ():
+    class Other:
+        def __init__(self, sigma, names):
+            self.sigma, self.names = sigma, names
+
+    assert digest(Plain(1, [])) != digest(Other(1, []))
+    assert digest(Plain(1, [])) != digest({"sigma": 1, "names": []})
+    assert digest(Colour.RED) != digest(1)
+    assert digest(Colour.RED) != digest(Colour.GREEN)
+
+
+def test_attribute_order_does_not_matter():
+    a, b = Plain(1, 2), Plain.__new__(Plain)
+    b.names, b.sigma = 2, 1
+    assert digest(a) == digest(b)
+
+
+def test_an_unhashable_attribute_is_named_by_its_path():
+    with pytest.raises(TypeError) as e:
+        Task(combine, [Spot(1, 2.0, tags=(Opaque(),))])
+    assert "args[0][0].tags[0]" in str(e.value)
+    assert "Opaque" in str(e.value)
+
+
+def test_an_object_that_holds_itself_is_refused_clearly():
+    p = Plain(1, [])
+    p.names.append(p)
+    with pytest.raises(TypeError, match="nested too deeply"):
+        Task(combine, p)
+
+
+class Reduced:
+    """Pickles its own way: what its state is, only its __reduce__ knows."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __reduce__(self):
+        return (Reduced, (self.x,))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), lambda: 0, sys, threading.Lock(), ValueError("x"), Reduced(1)],
+    ids=["object", "lambda", "module", "lock", "exception", "own_reduce"],
+)
+def test_what_has_no_state_of_its_own_is_still_refused(value):
+    with pytest.raises(TypeError, match="cannot hash"):
+        Task(combine, value)

@@ -15,6 +15,8 @@ beside results to report stale ones and is never part of a Task's hash.
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import enum
 import functools
 import inspect
 import os
@@ -306,10 +308,71 @@ def encode(x: Any, out: bytearray) -> None:
         out += b"C"
         encode_function(x, out)
         return
-    # Last, so that only values unhashable before hash by it: no existing hash changes.
+    # Last, so that only values unhashable before hash by these: no existing hash changes.
     if _enc_hooked(x, JUG_HOOK, b"j", out):
         return
+    if isinstance(x, enum.Enum):
+        out += b"e"
+        _enc_str(function_identity(type(x)), out)
+        _enc_str(x.name, out)
+        return
+    if _enc_state(x, out):
+        return
     raise Unhashable(x)
+
+
+def _enc_state(x: Any, out: bytearray) -> bool:
+    """Encode an instance of a class defined in Python (a dataclass, a plain class) by its
+    class's identity and its state, as pickle would take it (``__getstate__``, else its
+    ``__dict__`` and ``__slots__``); False for anything else: modules, functions, types,
+    objects pickle cannot take apart (a lock, a file) or that pickle their own way."""
+    cls = type(x)
+    if (
+        not cls.__flags__ & _HEAP_TYPE
+        or isinstance(x, _NOT_STATE)
+        or cls.__reduce_ex__ is not object.__reduce_ex__
+        or cls.__reduce__ is not object.__reduce__
+    ):
+        return False
+    try:
+        # Python's own default reduction: it refuses what has state it cannot see.
+        reduced = x.__reduce_ex__(4)
+    except Exception:
+        return False
+    if reduced[0] is not copyreg.__newobj__ or len(reduced[1]) != 1:
+        return False  # made with arguments (__getnewargs__): not state alone
+    state = reduced[2] if len(reduced) > 2 else None
+    if cls.__getstate__ is object.__getstate__:
+        # Python's default: the __dict__ (None when empty), with the slots beside it.
+        attrs, slots = state if isinstance(state, tuple) else (state, None)
+        state = {**(attrs or {}), **(slots or {})}
+    out += b"o"
+    _enc_str(function_identity(cls), out)
+    if type(state) is dict and all(type(k) is str for k in state):
+        # Attributes by name, sorted, so that an unhashable one is named in the error.
+        out += b"d"
+        out += _length(len(state))
+        for name in sorted(state):
+            _enc_str(name, out)
+            try:
+                encode(state[name], out)
+            except Unhashable as e:
+                e.path.append(f".{name}")
+                raise
+        return True
+    try:
+        encode(state, out)
+    except Unhashable as e:
+        e.path.append(".__getstate__()")
+        raise
+    return True
+
+
+# Py_TPFLAGS_HEAPTYPE: every class statement makes one (so do some C types, which the
+# default reduction then refuses); static C types (object, int ...) are not.
+_HEAP_TYPE = 1 << 9
+# Their state, if pickle took it, would not say what they compute or hold.
+_NOT_STATE = (type, types.ModuleType, types.FunctionType, types.MethodType, BaseException)
 
 
 def _enc_hooked(x: Any, hook_name: str, tag: bytes, out: bytearray) -> bool:
